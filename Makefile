@@ -1,0 +1,41 @@
+# Two commands a newcomer needs: `make demo` (install, then run the demo workflow end to end)
+# and `make test` (install, start the services the tests use, lint, run the whole suite).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+.PHONY: install demo test lint dev bench services
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\n' > $@
+
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/maestro run workflows/demo.yaml
+
+services:
+	bash .ci/services
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: install services lint
+	$(PY) -m pytest
+
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+bench: install
+	$(PY) bench/compile.py
+	$(PY) bench/overhead.py
+	$(PY) bench/import_time.py

@@ -1,0 +1,77 @@
+"""Find workflow files and compile them into one `dg.Definitions`, failing loudly on bad files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from yaml_compiler import CompiledWorkflow, Diagnostic, WorkflowCompileError, compile_file
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW_SUFFIXES = (".yaml", ".yml")
+
+
+def workflow_dirs(environ: Mapping[str, str] = os.environ) -> list[Path]:
+    """`MAESTRO_WORKFLOWS_DIR` (os.pathsep-separated), else the project's `workflows/`."""
+    configured = environ.get("MAESTRO_WORKFLOWS_DIR")
+    if not configured:
+        return [PROJECT_ROOT / "workflows"]
+    return [Path(part).expanduser() for part in configured.split(os.pathsep) if part]
+
+
+def workflow_files(dirs: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for directory in dirs:
+        if not directory.is_dir():
+            raise WorkflowCompileError(
+                [Diagnostic(str(directory), 1, 1, "<root>", "workflows folder does not exist")]
+            )
+        files.extend(
+            sorted(p for p in directory.rglob("*") if p.suffix in WORKFLOW_SUFFIXES and p.is_file())
+        )
+    return files
+
+
+def compile_workflows(files: Iterable[Path]) -> list[CompiledWorkflow]:
+    """Compile every file; collect every problem of every file before raising."""
+    compiled: list[CompiledWorkflow] = []
+    problems: list[Diagnostic] = []
+    job_files: dict[str, str] = {}
+    for path in files:
+        try:
+            workflow = compile_file(path)
+        except WorkflowCompileError as exc:
+            problems.extend(exc.diagnostics)
+            continue
+        job = workflow.plan.job_name
+        if job in job_files:
+            problems.append(
+                Diagnostic(
+                    str(path),
+                    1,
+                    1,
+                    "name",
+                    f"workflow job {job!r} is already defined by {job_files[job]}",
+                )
+            )
+            continue
+        job_files[job] = str(path)
+        compiled.append(workflow)
+    if problems:
+        raise WorkflowCompileError(problems)
+    return compiled
+
+
+def build_definitions(
+    workflows: Iterable[CompiledWorkflow], resources: Mapping[str, Any] | None = None
+) -> dg.Definitions:
+    workflows = list(workflows)
+    return dg.Definitions(
+        jobs=[w.job for w in workflows],
+        schedules=[s for w in workflows for s in w.schedules],
+        resources=dict(resources or {}),
+    )

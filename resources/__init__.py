@@ -1,0 +1,1 @@
+"""Dagster resources and the step plugins they wrap."""

@@ -1,0 +1,97 @@
+"""The plugin contract: a pydantic params model plus a function of (params, StepContext)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+
+class PluginParams(BaseModel):
+    """Base for plugin parameter models: unknown fields are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StepLogger(Protocol):
+    def info(self, msg: str) -> None: ...
+    def warning(self, msg: str) -> None: ...
+    def error(self, msg: str) -> None: ...
+    def debug(self, msg: str) -> None: ...
+
+
+class StepError(Exception):
+    """A step failure of a known kind; `kind` decides whether `retry_on` retries it."""
+
+    kind = "plugin_error"
+
+    def __init__(self, message: str, *, kind: str | None = None, **metadata: Any):
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
+        self.metadata = metadata
+
+
+class StepTimeoutError(StepError):
+    kind = "timeout"
+
+
+class PluginNotInstalledError(StepError):
+    """Raised for a registered plugin name whose implementation has not shipped yet."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What `{{ run.* }}` exposes to templates."""
+
+    id: str
+    workflow: str
+    tenant: str
+    environment: str
+    started_at: str
+
+
+@dataclass
+class StepContext:
+    """Everything a plugin may use while it runs; plain data, so plugins test without Dagster."""
+
+    step_id: str
+    run: RunInfo
+    log: StepLogger
+    upstream: Mapping[str, Any] = field(default_factory=dict)
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    deadline: float | None = None  # time.monotonic() value; None means no limit
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    redact: Callable[[str], str] = lambda text: text
+
+    def remaining(self) -> float | None:
+        """Seconds left before the step's timeout, or None when it has none."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.monotonic())
+
+
+PluginFunction = Callable[[Any, StepContext], Any]
+ParamsRenderer = Callable[[Mapping[str, Any], Callable[..., Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A named step implementation. `run=None` marks a name reserved for a plugin to come."""
+
+    name: str
+    params_model: type[BaseModel]
+    run: PluginFunction | None
+    description: str
+    aliases: tuple[str, ...] = ()
+    resource_keys: frozenset[str] = frozenset()
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    """Compile-time rewrite of the raw `with` block (pure), e.g. splitting a shell command."""
+    render: ParamsRenderer | None = None
+    """Custom rendering of `with` at run time, e.g. shell-quoting values for `shell: true`."""
+    pending: str | None = None
+    """For reserved names: what will provide the implementation."""

@@ -1,0 +1,27 @@
+"""`echo`: returns its (rendered) parameters. For demos, tests and wiring data between steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from resources.plugins.base import Plugin, StepContext
+
+
+class EchoParams(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+def run_echo(params: EchoParams, ctx: StepContext) -> dict[str, Any]:
+    values = params.model_dump()
+    ctx.log.info(ctx.redact(f"echo {values}"))
+    return values
+
+
+ECHO = Plugin(
+    name="echo",
+    params_model=EchoParams,
+    run=run_echo,
+    description="Return the step's parameters as its output.",
+)

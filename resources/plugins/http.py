@@ -1,0 +1,96 @@
+"""`http.request` (alias `api.request`): one HTTP call with httpx, checked against the codes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import httpx
+from pydantic import ConfigDict, Field, model_validator
+
+from resources.plugins.base import Plugin, PluginParams, StepContext, StepError, StepTimeoutError
+
+
+class HttpParams(PluginParams):
+    url: str
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict, description="Query string parameters.")
+    json_body: Any = Field(None, alias="json")
+    data: str | dict[str, Any] | None = None
+    timeout: float = Field(30.0, gt=0, description="Seconds, or a duration such as 10s.")
+    expected_status: list[int] | None = Field(
+        None, description="Status codes that count as success; any 2xx when omitted."
+    )
+    follow_redirects: bool = True
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _durations(cls, data: Any) -> Any:
+        # Imported here: yaml_compiler imports this package, so a top-level import would make
+        # `import resources.plugins` (before yaml_compiler) fail on a circular import.
+        from yaml_compiler.durations import parse_duration
+
+        timeout = data.get("timeout") if isinstance(data, dict) else None
+        # A template is checked after rendering, at run time; parsing it now would reject it.
+        if isinstance(timeout, str) and "{{" not in timeout and "{%" not in timeout:
+            data = {**data, "timeout": parse_duration(data["timeout"])}
+        if isinstance(data, dict) and isinstance(data.get("method"), str):
+            data = {**data, "method": data["method"].upper()}
+        return data
+
+
+def run_http(params: HttpParams, ctx: StepContext) -> dict[str, Any]:
+    remaining = ctx.remaining()
+    timeout = min(params.timeout, remaining) if remaining is not None else params.timeout
+    ctx.log.info(ctx.redact(f"{params.method} {params.url}"))
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=params.follow_redirects) as client:
+            response = client.request(
+                params.method,
+                params.url,
+                headers=params.headers,
+                params=params.params,
+                json=params.json_body,
+                data=params.data if isinstance(params.data, dict) else None,
+                content=params.data if isinstance(params.data, str) else None,
+            )
+    except httpx.TimeoutException as exc:
+        raise StepTimeoutError(f"HTTP {params.method} {params.url} timed out") from exc
+    except httpx.HTTPError as exc:
+        raise StepError(
+            f"HTTP {params.method} {params.url} failed: {exc}", kind="connection"
+        ) from exc
+    ok = (
+        response.status_code in params.expected_status
+        if params.expected_status
+        else response.is_success
+    )
+    if not ok:
+        raise StepError(
+            f"HTTP {params.method} {params.url} returned {response.status_code}: "
+            f"{response.text[:200]}",
+            kind="http_status",
+            status=response.status_code,
+        )
+    body: dict[str, Any]
+    try:
+        body = {"json": response.json()}
+    except ValueError:
+        body = {"text": response.text}
+    return {
+        "status": response.status_code,
+        "url": str(response.url),
+        "headers": dict(response.headers),
+        **body,
+    }
+
+
+HTTP_REQUEST = Plugin(
+    name="http.request",
+    aliases=("api.request",),
+    params_model=HttpParams,
+    run=run_http,
+    description="Make an HTTP request; output status, headers and JSON or text.",
+)

@@ -1,0 +1,171 @@
+"""`shell`: run a command as argv (no shell) unless `shell: true` asks for `/bin/sh -c`.
+
+A command string is split into argv before templates are rendered, so each templated value
+lands inside exactly one argument; with `shell: true`, templated values are shell-quoted.
+Output lines stream to Dagster's compute logs as they come.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import IO, Any
+
+from pydantic import Field, model_validator
+
+from resources.plugins.base import (
+    Plugin,
+    PluginParams,
+    StepContext,
+    StepError,
+    StepTimeoutError,
+)
+
+_TEMPLATE_SPAN = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_PLACEHOLDER = re.compile("\x00maestro(\\d+)\x00")
+_KILL_GRACE_SECONDS = 2.0
+
+
+class ShellParams(PluginParams):
+    command: str | list[str] = Field(description="argv list, or a string split with shlex.")
+    shell: bool = Field(False, description="Run the string through /bin/sh -c.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    cwd: str | None = None
+    tail_lines: int = Field(40, ge=0, le=10_000, description="Lines of stdout/stderr kept.")
+
+    @model_validator(mode="after")
+    def _shape(self) -> ShellParams:
+        if isinstance(self.command, list) and self.shell:
+            raise ValueError("shell: true takes command as a string")
+        if not self.command:
+            raise ValueError("command is empty")
+        return self
+
+
+def split_command(command: str) -> list[str]:
+    """shlex-split a command string while keeping every `{{ ... }}` inside one argument."""
+    spans: list[str] = []
+
+    def protect(match: re.Match[str]) -> str:
+        spans.append(match.group(0))
+        return f"\x00maestro{len(spans) - 1}\x00"
+
+    argv = shlex.split(_TEMPLATE_SPAN.sub(protect, command))
+    return [_PLACEHOLDER.sub(lambda m: spans[int(m.group(1))], arg) for arg in argv]
+
+
+def prepare_shell(raw: dict[str, Any]) -> dict[str, Any]:
+    command = raw.get("command")
+    if isinstance(command, str) and raw.get("shell") is not True:
+        try:
+            return {**raw, "command": split_command(command)}
+        except ValueError as exc:
+            raise ValueError(f"command: cannot split into arguments: {exc}") from exc
+    return raw
+
+
+def render_shell(raw: Mapping[str, Any], render: Callable[..., Any]) -> dict[str, Any]:
+    rendered = {key: render(value) for key, value in raw.items() if key != "command"}
+    command = raw.get("command")
+    if rendered.get("shell") is True and isinstance(command, str):
+        rendered["command"] = render(command, shell_quoted=True)
+    elif isinstance(command, list):
+        rendered["command"] = [str(render(arg)) for arg in command]
+    else:
+        rendered["command"] = render(command)
+    return rendered
+
+
+def _pump(stream: IO[str], sink: IO[str], tail: deque[str], redact: Callable[[str], str]) -> None:
+    for line in stream:
+        clean = redact(line)
+        tail.append(clean)
+        sink.write(clean)
+        sink.flush()
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Terminate the whole process group, then kill it if it does not go."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=_KILL_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+
+
+def run_shell(params: ShellParams, ctx: StepContext) -> dict[str, Any]:
+    argv = ["/bin/sh", "-c", params.command] if params.shell else list(params.command)
+    env = {**os.environ, **params.env}
+    ctx.log.info(ctx.redact(f"$ {shlex.join(argv)}"))
+    try:
+        process = subprocess.Popen(
+            argv,
+            cwd=params.cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        if params.cwd is not None and exc.filename == params.cwd:  # not the command's fault
+            raise StepError(f"cwd does not exist: {params.cwd}") from exc
+        raise StepError(f"command not found: {argv[0]}", kind="exit_code") from exc
+    except NotADirectoryError as exc:
+        raise StepError(f"cwd is not a directory: {params.cwd}") from exc
+    out_tail: deque[str] = deque(maxlen=params.tail_lines or None)
+    err_tail: deque[str] = deque(maxlen=params.tail_lines or None)
+    pumps = [
+        threading.Thread(target=_pump, args=(process.stdout, sys.stdout, out_tail, ctx.redact)),
+        threading.Thread(target=_pump, args=(process.stderr, sys.stderr, err_tail, ctx.redact)),
+    ]
+    for pump in pumps:
+        pump.daemon = True
+        pump.start()
+    while True:
+        try:
+            process.wait(timeout=0.05)
+            break
+        except subprocess.TimeoutExpired:
+            remaining = ctx.remaining()
+            if ctx.cancelled.is_set() or (remaining is not None and remaining <= 0):
+                _stop(process)
+                raise StepTimeoutError(f"command timed out and was stopped: {argv[0]}") from None
+    for pump in pumps:
+        pump.join(timeout=5)
+    result = {
+        "exit_code": process.returncode,
+        "stdout": "".join(out_tail) if params.tail_lines else "",
+        "stderr": "".join(err_tail) if params.tail_lines else "",
+    }
+    if process.returncode != 0:
+        last = (result["stderr"] or result["stdout"]).strip().splitlines()[-3:]
+        detail = (": " + " | ".join(last)) if last else ""
+        raise StepError(
+            f"command exited with code {process.returncode}{detail}",
+            kind="exit_code",
+            exit_code=process.returncode,
+        )
+    return result
+
+
+SHELL = Plugin(
+    name="shell",
+    params_model=ShellParams,
+    run=run_shell,
+    description="Run a command; non-zero exit fails the step.",
+    prepare=prepare_shell,
+    render=render_shell,
+)

@@ -1,0 +1,102 @@
+"""Shared fixtures: a real Dagster instance per test, workflow compilation from inline YAML,
+and a throwaway PostgreSQL database per test session."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from yaml_compiler import CompiledWorkflow, compile_file
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_DSN = os.environ.get("MAESTRO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def write_workflow(tmp_path: Path) -> Callable[..., Path]:
+    """Write dedented YAML to a file in tmp_path and return its path."""
+
+    def write(text: str, name: str = "workflow.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def compile_yaml(write_workflow: Callable[..., Path]) -> Callable[..., CompiledWorkflow]:
+    def compile_(text: str, name: str = "workflow.yaml") -> CompiledWorkflow:
+        return compile_file(write_workflow(text, name))
+
+    return compile_
+
+
+@pytest.fixture
+def run_yaml(
+    compile_yaml: Callable[..., CompiledWorkflow], instance: dg.DagsterInstance
+) -> Callable[..., dg.ExecuteInProcessResult]:
+    """Compile and execute in process on the test instance; failures do not raise."""
+
+    def run(text: str, params: dict[str, Any] | None = None) -> dg.ExecuteInProcessResult:
+        compiled = compile_yaml(text)
+        run_config = {"params": params} if params else None
+        return compiled.job.execute_in_process(
+            instance=instance, run_config=run_config, raise_on_error=False
+        )
+
+    return run
+
+
+def step_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    """Final outcome per Dagster step key: STEP_SUCCESS, STEP_FAILURE or STEP_SKIPPED."""
+    outcomes: dict[str, str] = {}
+    for event in result.all_events:
+        if event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
+            outcomes[event.step_key] = event.event_type_value
+    return outcomes
+
+
+def ran(result: dg.ExecuteInProcessResult, step_key: str) -> bool:
+    """True when the op produced its `result` output (skipped-by-when and stopped ops do not)."""
+    return any(
+        e.event_type_value == "STEP_OUTPUT"
+        and e.step_key == step_key
+        and e.step_output_data.output_name == "result"
+        for e in result.all_events
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL server, dropped after the session."""
+    import psycopg2
+
+    name = f"maestro_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(f"{POSTGRES_DSN}/postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES_DSN}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()

@@ -1,0 +1,318 @@
+"""Turn a checked WorkflowPlan into Dagster definitions: one op per step, one job per workflow.
+
+Edges: ordering edges (stage sequence and barrier) wait on an upstream's `done` output, which a
+step emits whether it ran or was skipped by `when`; `depends_on` and data edges wait on its
+`result`, so skipping propagates along them (unless the step opts in with
+`on_upstream_skip: run`). A failed step emits neither, so everything after it is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster._core.definitions.dependency import DynamicCollectDependencyDefinition
+
+from resources.plugins import PluginRegistry, default_registry
+from yaml_compiler.plan import PlannedStep, WorkflowPlan, op_name_for
+from yaml_compiler.spec import ParamSpec, RetrySpec
+from yaml_compiler.step_runtime import (
+    StepRuntime,
+    collect_body,
+    fanout_body,
+    mapped_body,
+    step_body,
+)
+
+_PARAM_TYPES: dict[str, Any] = {
+    "string": dg.String,
+    "integer": dg.Int,
+    "number": dg.Float,
+    "boolean": dg.Bool,
+    "list": dg.Array(dg.Any),
+    "object": dg.Permissive(),
+}
+_JITTER = {True: dg.Jitter.PLUS_MINUS, "plus_minus": dg.Jitter.PLUS_MINUS, "full": dg.Jitter.FULL}
+
+
+def _is_order_input(name: str) -> bool:
+    """Nothing-typed inputs: `after` (ordering fan-in) and `needs_<op>` (one per depends_on)."""
+    return name == "after" or name.startswith("needs_")
+
+
+def retry_policy(retry: RetrySpec | None) -> dg.RetryPolicy | None:
+    if retry is None or retry.max_attempts <= 1:
+        return None
+    return dg.RetryPolicy(
+        max_retries=retry.max_attempts - 1,
+        delay=retry.backoff,
+        backoff=dg.Backoff.EXPONENTIAL if retry.exponential else None,
+        jitter=_JITTER.get(retry.jitter),
+    )
+
+
+def _param_field(param: ParamSpec) -> dg.Field:
+    kind = _PARAM_TYPES[param.type]
+    if param.required:
+        return dg.Field(kind, is_required=True, description=param.description)
+    if param.default is not None:
+        return dg.Field(
+            kind, is_required=False, default_value=param.default, description=param.description
+        )
+    return dg.Field(
+        dg.Noneable(kind), is_required=False, default_value=None, description=param.description
+    )
+
+
+def params_config_schema(plan: WorkflowPlan) -> dict[str, dg.Field]:
+    return {name: _param_field(p) for name, p in plan.spec.params.items()}
+
+
+def _op_tags(plan: WorkflowPlan, step: PlannedStep) -> dict[str, str]:
+    tags = {
+        "maestro/step_id": step.id,
+        "maestro/plugin": step.plugin,
+        "maestro/workflow": plan.spec.name,
+    }
+    if step.stage is not None:
+        tags["maestro/stage"] = step.stage
+    if step.resources is not None:
+        for key, value in step.resources.model_dump(exclude_none=True).items():
+            tags[f"maestro/{key}"] = str(value)
+    if step.compensation is not None:
+        tags["maestro/compensation"] = step.compensation.run
+    if step.timeout is not None:
+        tags["maestro/timeout_s"] = f"{step.timeout:g}"
+    return {**tags, **step.tags}
+
+
+def _description(step: PlannedStep) -> str:
+    title = step.name or step.id
+    text = f"{title} (step `{step.id}`, plugin `{step.plugin}`)"
+    return f"{text}\n\n{step.description}" if step.description else text
+
+
+def job_tags(plan: WorkflowPlan) -> dict[str, str]:
+    spec = plan.spec
+    tags = {
+        "maestro/workflow": spec.name,
+        "maestro/version": spec.version,
+        "maestro/tenant": spec.tenant,
+        "maestro/environment": spec.environment,
+        "maestro/on_failure": spec.on_failure,
+    }
+    if spec.timeout is not None:
+        tags["dagster/max_runtime"] = f"{spec.timeout:g}"
+    if spec.budget is not None and spec.budget.max_cost_usd is not None:
+        tags["maestro/budget_usd"] = f"{spec.budget.max_cost_usd:g}"
+    return {**tags, **spec.tags}
+
+
+class _GraphBuilder:
+    """Accumulates node definitions and the dependency dict for one workflow."""
+
+    def __init__(self, plan: WorkflowPlan, registry: PluginRegistry):
+        self.plan = plan
+        self.registry = registry
+        self.node_defs: list[dg.OpDefinition] = []
+        self.deps: dict[str, dict[str, Any]] = {}
+        self.exit_node: dict[str, str] = {}  # step id -> node emitting its result/done
+        self.needs_done = self._steps_waited_on_by_order()
+        self.params_ops: list[str] = []
+
+    def _steps_waited_on_by_order(self) -> set[str]:
+        waited: set[str] = set()
+        for step in self.plan.steps:
+            waited.update(step.after)
+            if step.on_upstream_skip == "run":
+                waited.update(step.depends_on)
+        return waited
+
+    def _edges_in(self, step: PlannedStep) -> dict[str, Any]:
+        """Nothing-typed ordering inputs and data inputs of the step's first node."""
+        after = list(step.after)
+        needs: list[str] = []
+        for upstream in step.depends_on:
+            (after if step.on_upstream_skip == "run" else needs).append(upstream)
+        needs = [u for u in needs if u not in step.data_refs]
+        # dict.fromkeys: a barrier upstream may also be an on_upstream_skip: run depends_on.
+        after = [u for u in dict.fromkeys(after) if u not in needs and u not in step.data_refs]
+        deps: dict[str, Any] = {}
+        if after:
+            deps["after"] = dg.MultiDependencyDefinition(
+                [dg.DependencyDefinition(self.exit_node[u], "done") for u in after]
+            )
+        # One input per upstream, not one fan-in: Dagster skips a fan-in input only when *all*
+        # its sources are missing, so a step would run after one of its depends_on was skipped.
+        for upstream in needs:
+            deps[f"needs_{op_name_for(upstream)}"] = dg.DependencyDefinition(
+                self.exit_node[upstream], "result"
+            )
+        for upstream in step.data_refs:
+            deps[self._input_name(upstream)] = dg.DependencyDefinition(
+                self.exit_node[upstream], "result"
+            )
+        return deps
+
+    @staticmethod
+    def _input_name(step_id: str) -> str:
+        from yaml_compiler.plan import op_name_for
+
+        return f"from_{op_name_for(step_id)}"
+
+    def _ins(self, deps: Mapping[str, Any]) -> dict[str, dg.In]:
+        return {
+            name: dg.In(dg.Nothing) if _is_order_input(name) else dg.In(dg.Any) for name in deps
+        }
+
+    def _outs(self, step: PlannedStep) -> dict[str, dg.Out]:
+        outs = {"result": dg.Out(dg.Any, is_required=False, description="The step's output.")}
+        if step.id in self.needs_done:
+            outs["done"] = dg.Out(dg.Nothing, is_required=False)
+        return outs
+
+    def _runtime(self, step: PlannedStep) -> StepRuntime:
+        plugin = self.registry.get(step.plugin)
+        assert plugin is not None, step.plugin
+        return StepRuntime(
+            step=step,
+            plugin=plugin,
+            workflow=self.plan.spec,
+            data_inputs={self._input_name(u): u for u in step.data_refs},
+            emits_done=step.id in self.needs_done,
+            redact_secrets=tuple(self.plan.spec.secrets),
+        )
+
+    def _config(self, step: PlannedStep, op_name: str) -> Any:
+        if not step.uses_params:
+            return None
+        self.params_ops.append(op_name)
+        return {"params": dg.Field(dg.Permissive(), is_required=False, default_value={})}
+
+    def add(self, step: PlannedStep) -> None:
+        deps = self._edges_in(step)
+        runtime = self._runtime(step)
+        common = {
+            "tags": _op_tags(self.plan, step),
+            "required_resource_keys": set(runtime.plugin.resource_keys),
+        }
+        if step.for_each is None:
+            self._add_node(
+                step.op_name,
+                step_body(runtime),
+                deps,
+                self._outs(step),
+                description=_description(step),
+                retry_policy=retry_policy(step.retry),
+                config_schema=self._config(step, step.op_name),
+                pool=step.pool,
+                **common,
+            )
+            self.exit_node[step.id] = step.op_name
+            return
+        items_op, collect_op = f"{step.op_name}__items", f"{step.op_name}__collect"
+        data_deps = {k: v for k, v in deps.items() if not _is_order_input(k)}
+        self._add_node(
+            items_op,
+            fanout_body(runtime),
+            deps,
+            {"items": dg.DynamicOut(dg.Any, is_required=False)},
+            description=f"Fan-out of step `{step.id}`: one item per for_each value.",
+            config_schema=self._config(step, items_op),
+            **common,
+        )
+        self._add_node(
+            step.op_name,
+            mapped_body(runtime),
+            {"item": dg.DependencyDefinition(items_op, "items"), **data_deps},
+            {"result": dg.Out(dg.Any, is_required=False)},
+            description=_description(step),
+            retry_policy=retry_policy(step.retry),
+            config_schema=self._config(step, step.op_name),
+            pool=step.pool,
+            **common,
+        )
+        self._add_node(
+            collect_op,
+            collect_body(runtime),
+            {"results": DynamicCollectDependencyDefinition(step.op_name, "result")},
+            self._outs(step),
+            description=f"Collects the outputs of step `{step.id}` as a list.",
+            **common,
+        )
+        self.exit_node[step.id] = collect_op
+
+    def _add_node(
+        self,
+        name: str,
+        compute: Any,
+        deps: Mapping[str, Any],
+        outs: Mapping[str, dg.Out],
+        **kwargs: Any,
+    ) -> None:
+        self.node_defs.append(
+            dg.OpDefinition(
+                compute_fn=compute, name=name, ins=self._ins(deps), outs=dict(outs), **kwargs
+            )
+        )
+        if deps:
+            self.deps[name] = dict(deps)
+
+
+def build_job(plan: WorkflowPlan, registry: PluginRegistry | None = None) -> dg.JobDefinition:
+    """One Dagster job for one workflow plan."""
+    builder = _GraphBuilder(plan, registry or default_registry())
+    for step in plan.steps:
+        builder.add(step)
+    spec = plan.spec
+    graph = dg.GraphDefinition(
+        name=plan.job_name,
+        node_defs=builder.node_defs,
+        dependencies=builder.deps,
+        description=spec.description or f"Maestro workflow {spec.name} {spec.version}",
+    )
+    config = None
+    if spec.params:
+        params_ops = tuple(builder.params_ops)
+        defaults = {name: p.default for name, p in spec.params.items() if not p.required}
+
+        def to_op_config(outer: Mapping[str, Any]) -> dict[str, Any]:
+            # Dagster does not fill nested defaults when `params` is left out entirely.
+            values = {**defaults, **(outer.get("params") or {})}
+            return {"ops": {op: {"config": {"params": values}} for op in params_ops}}
+
+        required = any(p.required for p in spec.params.values())
+        params_field = (
+            dg.Field(params_config_schema(plan), is_required=True)
+            if required
+            else dg.Field(params_config_schema(plan), is_required=False, default_value=defaults)
+        )
+        config = dg.ConfigMapping(config_schema={"params": params_field}, config_fn=to_op_config)
+    return graph.to_job(
+        name=plan.job_name,
+        tags=job_tags(plan),
+        config=config,
+        description=graph.description,
+        metadata={"maestro/source": dg.MetadataValue.path(plan.source_file)},
+    )
+
+
+def build_schedules(plan: WorkflowPlan, job: dg.JobDefinition) -> list[dg.ScheduleDefinition]:
+    schedules = []
+    many = len(plan.spec.schedule) > 1
+    for index, schedule in enumerate(plan.spec.schedule):
+        name = schedule.name or (
+            f"{plan.job_name}_schedule_{index}" if many else f"{plan.job_name}_schedule"
+        )
+        schedules.append(
+            dg.ScheduleDefinition(
+                name=name,
+                cron_schedule=schedule.cron,
+                job=job,
+                run_config={"params": dict(schedule.params)} if plan.spec.params else None,
+                execution_timezone=schedule.timezone,
+                description=f"Runs workflow {plan.spec.name} on {schedule.cron}",
+            )
+        )
+    return schedules

@@ -1,0 +1,59 @@
+"""The compiler's front door: a file or text in, a plan or Dagster definitions out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from resources.plugins import PluginRegistry
+from yaml_compiler.build import build_job, build_schedules
+from yaml_compiler.diagnostics import Diagnostic, WorkflowCompileError
+from yaml_compiler.plan import WorkflowPlan, plan_workflow
+from yaml_compiler.source import load_yaml
+
+
+@dataclass(frozen=True)
+class CompiledWorkflow:
+    plan: WorkflowPlan
+    job: dg.JobDefinition
+    schedules: tuple[dg.ScheduleDefinition, ...]
+
+
+def plan_text(
+    text: str,
+    filename: str = "<string>",
+    registry: PluginRegistry | None = None,
+    param_overrides: Mapping[str, Any] | None = None,
+) -> WorkflowPlan:
+    return plan_workflow(load_yaml(text, filename), registry, param_overrides)
+
+
+def _read(path: str | Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkflowCompileError([Diagnostic(str(path), 1, 1, "<root>", str(exc))]) from None
+
+
+def load_plan(
+    path: str | Path,
+    registry: PluginRegistry | None = None,
+    param_overrides: Mapping[str, Any] | None = None,
+) -> WorkflowPlan:
+    return plan_text(_read(path), str(path), registry, param_overrides)
+
+
+def compile_text(
+    text: str, filename: str = "<string>", registry: PluginRegistry | None = None
+) -> CompiledWorkflow:
+    plan = plan_text(text, filename, registry)
+    job = build_job(plan, registry)
+    return CompiledWorkflow(plan, job, tuple(build_schedules(plan, job)))
+
+
+def compile_file(path: str | Path, registry: PluginRegistry | None = None) -> CompiledWorkflow:
+    return compile_text(_read(path), str(path), registry)

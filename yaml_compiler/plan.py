@@ -1,0 +1,653 @@
+"""Semantic analysis: a validated spec becomes a resolved, checked plan of steps and edges.
+
+Everything here is pure. The plan is what `maestro plan` prints and what the Dagster builder
+turns into a job, so both always agree.
+"""
+
+from __future__ import annotations
+
+import difflib
+import heapq
+import re
+import zoneinfo
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from resources.plugins import Plugin, PluginRegistry, default_registry
+from yaml_compiler.diagnostics import Diagnostic, FieldPath, WorkflowCompileError
+from yaml_compiler.durations import format_duration
+from yaml_compiler.source import SourceDocument
+from yaml_compiler.spec import (
+    CompensationSpec,
+    OutputSpec,
+    ParamSpec,
+    ResourcesSpec,
+    RetrySpec,
+    StepSpec,
+    WorkflowSpec,
+    param_value_matches,
+)
+from yaml_compiler.templating import (
+    References,
+    analyse_template,
+    expression_source,
+    is_template,
+)
+
+# Dagster rejects these as node names (dagster._core.definitions.utils.DISALLOWED_NAMES).
+_RESERVED_OP_NAMES = frozenset(
+    {
+        "context",
+        "conf",
+        "config",
+        "meta",
+        "arg_dict",
+        "dict",
+        "input_arg_dict",
+        "output_arg_dict",
+        "int",
+        "str",
+        "float",
+        "bool",
+        "input",
+        "output",
+        "type",
+    }
+)
+
+
+def op_name_for(step_id: str) -> str:
+    """Dagster names allow `[A-Za-z0-9_]`; the original id stays in tags and descriptions."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", step_id)
+    return f"{name}_step" if name in _RESERVED_OP_NAMES else name
+
+
+def job_name_for(workflow_name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", workflow_name)
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One step with everything resolved: id, plugin, edges, policies."""
+
+    id: str
+    op_name: str
+    index: int
+    stage: str | None
+    name: str | None
+    description: str | None
+    run: str
+    plugin: str
+    params: Mapping[str, Any]
+    after: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    data_refs: tuple[str, ...]
+    when: bool | str | None
+    for_each: str | list[Any] | None
+    retry: RetrySpec | None
+    timeout: float | None
+    compensation: CompensationSpec | None
+    resources: ResourcesSpec | None
+    pool: str | None
+    outputs: tuple[OutputSpec, ...]
+    on_upstream_skip: str
+    tags: Mapping[str, str]
+    uses_params: bool
+    secrets: tuple[str, ...]
+    line: int
+    reads_run_start: bool = False
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.after, *self.depends_on, *self.data_refs)))
+
+
+@dataclass(frozen=True)
+class PlannedStage:
+    name: str
+    kind: str  # "steps" (sequential) or "parallel"
+    step_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WorkflowPlan:
+    """A checked workflow, ready to print or to build into a Dagster job."""
+
+    spec: WorkflowSpec
+    source_file: str
+    job_name: str
+    steps: tuple[PlannedStep, ...]  # topological order, ties broken by file order
+    stages: tuple[PlannedStage, ...] = ()
+    param_values: Mapping[str, Any] = field(default_factory=dict)
+
+    def step(self, step_id: str) -> PlannedStep:
+        return next(s for s in self.steps if s.id == step_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready, deterministic view: what `maestro plan --format json` prints."""
+        spec = self.spec
+        return {
+            "workflow": spec.name,
+            "version": spec.version,
+            "job": self.job_name,
+            "file": self.source_file,
+            "description": spec.description,
+            "tenant": spec.tenant,
+            "environment": spec.environment,
+            "on_failure": spec.on_failure,
+            "timeout": _duration(spec.timeout),
+            "budget": spec.budget.model_dump(mode="json") if spec.budget else None,
+            "params": {
+                name: {**p.model_dump(mode="json"), "value": self.param_values.get(name)}
+                for name, p in spec.params.items()
+            },
+            "secrets": list(spec.secrets),
+            "schedules": [s.model_dump(mode="json") for s in spec.schedule],
+            "tags": dict(spec.tags),
+            "stages": [
+                {"name": s.name, "kind": s.kind, "steps": list(s.step_ids)} for s in self.stages
+            ],
+            "steps": [_step_dict(s) for s in self.steps],
+            "edges": [
+                {"from": up, "to": s.id, "kind": kind}
+                for s in self.steps
+                for kind, ups in (
+                    ("order", s.after),
+                    ("depends_on", s.depends_on),
+                    ("data", s.data_refs),
+                )
+                for up in ups
+            ],
+        }
+
+
+def _duration(seconds: float | None) -> str | None:
+    return format_duration(seconds) if seconds is not None else None
+
+
+def _step_dict(step: PlannedStep) -> dict[str, Any]:
+    return {
+        "id": step.id,
+        "op": step.op_name,
+        "name": step.name,
+        "stage": step.stage,
+        "plugin": step.plugin,
+        "run": step.run,
+        "with": dict(step.params),
+        "after": list(step.after),
+        "depends_on": list(step.depends_on),
+        "data_refs": list(step.data_refs),
+        "when": step.when,
+        "for_each": step.for_each,
+        "retry": step.retry.model_dump(mode="json") if step.retry else None,
+        "timeout": _duration(step.timeout),
+        "compensation": step.compensation.model_dump(mode="json", by_alias=True)
+        if step.compensation
+        else None,
+        "resources": step.resources.model_dump(mode="json", exclude_none=True)
+        if step.resources
+        else None,
+        "pool": step.pool,
+        "outputs": [o.model_dump(mode="json", exclude_none=True) for o in step.outputs],
+        "on_upstream_skip": step.on_upstream_skip,
+        "tags": dict(step.tags),
+    }
+
+
+# ---------------------------------------------------------------- validation of the spec
+
+
+def validate_spec(doc: SourceDocument) -> WorkflowSpec:
+    """pydantic validation, with every error mapped back to its file position."""
+    if not isinstance(doc.value, dict):
+        raise WorkflowCompileError([doc.diagnostic((), "a workflow file is a YAML mapping")])
+    try:
+        return WorkflowSpec.model_validate(doc.value)
+    except ValidationError as exc:
+        raise WorkflowCompileError(pydantic_diagnostics(exc, doc, (), doc.value)) from None
+
+
+def pydantic_diagnostics(
+    exc: ValidationError, doc: SourceDocument, base: FieldPath, data: Any
+) -> list[Diagnostic]:
+    merged: dict[FieldPath, list[str]] = {}
+    for error in exc.errors(include_url=False):
+        path = _data_path(error["loc"], data)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif error["type"] == "missing":
+            message = "field required"
+        messages = merged.setdefault((*base, *path), [])
+        if message not in messages:
+            messages.append(message)
+    return [doc.diagnostic(path, "; ".join(msgs)) for path, msgs in merged.items()]
+
+
+def _data_path(loc: tuple[Any, ...], data: Any) -> FieldPath:
+    """Drop pydantic's union/validator tags from `loc`, keeping the path into the data."""
+    path: list[str | int] = []
+    current = data
+    for segment in loc:
+        if (isinstance(current, dict) and segment in current) or (
+            isinstance(current, list) and isinstance(segment, int) and segment < len(current)
+        ):
+            path.append(segment)
+            current = current[segment]
+        elif isinstance(current, dict) and isinstance(segment, str) and segment.isidentifier():
+            if segment in {"str", "int", "float", "bool", "list", "dict"}:
+                continue
+            path.append(segment)  # a missing field: point at it, under its parent
+            current = None
+    return tuple(path)
+
+
+# ---------------------------------------------------------------- planning
+
+
+@dataclass
+class _Draft:
+    spec: StepSpec
+    path: FieldPath
+    id: str
+    index: int
+    stage: str | None
+    plugin: Plugin | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    after: list[str] = field(default_factory=list)
+    refs: References = field(default_factory=References)
+
+
+def plan_workflow(
+    doc: SourceDocument,
+    registry: PluginRegistry | None = None,
+    param_overrides: Mapping[str, Any] | None = None,
+) -> WorkflowPlan:
+    """Validate, resolve and check a workflow; raises WorkflowCompileError with every problem."""
+    spec = validate_spec(doc)
+    registry = registry or default_registry()
+    problems: list[Diagnostic] = []
+    drafts, stages = _flatten(spec)
+    by_id = _check_ids(drafts, doc, problems)
+    for draft in drafts:
+        _resolve_plugin(draft, registry, doc, problems)
+        _check_templates(draft, spec, by_id, doc, problems)
+        _check_depends_on(draft, by_id, doc, problems)
+        if draft.spec.compensation is not None:
+            _check_compensation(draft, registry, doc, problems)
+    _check_schedules(spec, doc, problems)
+    param_values = _resolve_param_values(spec, param_overrides or {}, doc, problems)
+    if not problems:
+        order = _topological_order(drafts, doc, problems)
+    if problems:
+        raise WorkflowCompileError(problems)
+    planned = tuple(_planned(drafts[i], spec, doc.position(drafts[i].path)[0]) for i in order)
+    return WorkflowPlan(
+        spec=spec,
+        source_file=doc.filename,
+        job_name=job_name_for(spec.name),
+        steps=planned,
+        stages=stages,
+        param_values=param_values,
+    )
+
+
+def _flatten(spec: WorkflowSpec) -> tuple[list[_Draft], tuple[PlannedStage, ...]]:
+    """Give every step its id and its ordering edges (sequence within, barrier between stages)."""
+    drafts: list[_Draft] = []
+    stages: list[PlannedStage] = []
+    if spec.steps is not None:
+        for index, step in enumerate(spec.steps):
+            drafts.append(_Draft(step, ("steps", index), step.id or f"step_{index}", index, None))
+        return drafts, ()
+    previous_exits: list[str] = []
+    for stage_index, stage in enumerate(spec.stages or []):
+        kind = "steps" if stage.steps is not None else "parallel"
+        members: list[_Draft] = []
+        for position, step in enumerate(stage.members):
+            index = len(drafts)
+            draft = _Draft(
+                step,
+                ("stages", stage_index, kind, position),
+                step.id or f"{stage.name}_{index}",
+                index,
+                stage.name,
+            )
+            if kind == "parallel" or position == 0:
+                draft.after = list(previous_exits)
+            else:
+                draft.after = [members[-1].id]
+            members.append(draft)
+            drafts.append(draft)
+        previous_exits = [m.id for m in members] if kind == "parallel" else [members[-1].id]
+        stages.append(PlannedStage(stage.name, kind, tuple(m.id for m in members)))
+    return drafts, tuple(stages)
+
+
+def _check_ids(
+    drafts: list[_Draft], doc: SourceDocument, problems: list[Diagnostic]
+) -> dict[str, _Draft]:
+    by_id: dict[str, _Draft] = {}
+    op_names: dict[str, str] = {}
+    for draft in drafts:
+        if draft.id in by_id:
+            first = by_id[draft.id]
+            line, _ = doc.position(first.path)
+            problems.append(
+                doc.diagnostic(
+                    (*draft.path, "id"),
+                    f"duplicate step id {draft.id!r} (first used on line {line})",
+                )
+            )
+            continue
+        base = op_name_for(draft.id)
+        # A for_each step also owns its fan-out and collect ops (see build.py).
+        suffixes = ("", "__items", "__collect") if draft.spec.for_each is not None else ("",)
+        for op_name in (base + suffix for suffix in suffixes):
+            if op_name in op_names:
+                problems.append(
+                    doc.diagnostic(
+                        (*draft.path, "id"),
+                        f"step id {draft.id!r} and {op_names[op_name]!r} both become Dagster op "
+                        f"{op_name!r}: rename one",
+                    )
+                )
+                break
+        for op_name in (base + suffix for suffix in suffixes):
+            op_names.setdefault(op_name, draft.id)
+        by_id[draft.id] = draft
+    return by_id
+
+
+def _unknown_plugin_message(name: str, registry: PluginRegistry) -> str:
+    return f"unknown plugin {name!r}; known plugins: {', '.join(registry.names())}"
+
+
+def _resolve_plugin(
+    draft: _Draft, registry: PluginRegistry, doc: SourceDocument, problems: list[Diagnostic]
+) -> None:
+    plugin = registry.get(draft.spec.run)
+    if plugin is None:
+        problems.append(
+            doc.diagnostic((*draft.path, "run"), _unknown_plugin_message(draft.spec.run, registry))
+        )
+        return
+    draft.plugin = plugin
+    draft.params = _validated_params(
+        plugin, dict(draft.spec.with_), (*draft.path, "with"), doc, problems
+    )
+
+
+def _validated_params(
+    plugin: Plugin,
+    raw: dict[str, Any],
+    path: FieldPath,
+    doc: SourceDocument,
+    problems: list[Diagnostic],
+) -> dict[str, Any]:
+    """Check `with` against the plugin's model; fields holding templates are checked at run time."""
+    if plugin.prepare is not None:
+        try:
+            raw = plugin.prepare(raw)
+        except ValueError as exc:
+            problems.append(doc.diagnostic(path, str(exc)))
+            return raw
+    try:
+        plugin.params_model.model_validate(raw)
+    except ValidationError as exc:
+        relevant = [e for e in exc.errors(include_url=False) if not _templated(raw, e["loc"])]
+        if relevant:
+            problems.extend(
+                pydantic_diagnostics(
+                    ValidationError.from_exception_data(exc.title, relevant),  # type: ignore[arg-type]
+                    doc,
+                    path,
+                    raw,
+                )
+            )
+    return raw
+
+
+def _templated(raw: Any, loc: tuple[Any, ...]) -> bool:
+    current = raw
+    for segment in loc:
+        if is_template(current):
+            return True
+        if (isinstance(current, dict) and segment in current) or (
+            isinstance(current, list) and isinstance(segment, int) and segment < len(current)
+        ):
+            current = current[segment]
+        else:
+            break
+    return is_template(current)
+
+
+def _template_fields(draft: _Draft) -> Iterator[tuple[FieldPath, str, bool]]:
+    """(path, template text, is_expression) for every template the step holds."""
+    step = draft.spec
+    if isinstance(step.when, str):
+        yield (*draft.path, "when"), expression_source(step.when), True
+    if isinstance(step.for_each, str):
+        yield (*draft.path, "for_each"), expression_source(step.for_each), True
+    yield from _walk_templates(step.with_, (*draft.path, "with"))
+
+
+def _walk_templates(value: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str, bool]]:
+    if isinstance(value, str):
+        if is_template(value):
+            yield path, value, False
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk_templates(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk_templates(item, (*path, index))
+
+
+def _suggest(name: str, options: Iterator[str] | list[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_templates(
+    draft: _Draft,
+    spec: WorkflowSpec,
+    by_id: Mapping[str, _Draft],
+    doc: SourceDocument,
+    problems: list[Diagnostic],
+) -> None:
+    for path, text, expression in _template_fields(draft):
+        refs = analyse_template(text, expression=expression)
+        for problem in refs.problems:
+            problems.append(doc.diagnostic(path, problem))
+        for name in sorted(refs.params - set(spec.params)):
+            problems.append(
+                doc.diagnostic(path, f"unknown param {name!r}{_suggest(name, list(spec.params))}")
+            )
+        for name in sorted(refs.secrets - set(spec.secrets)):
+            problems.append(doc.diagnostic(path, f"secret {name!r} is not declared under secrets"))
+        for name in sorted(refs.steps):
+            if name == draft.id:
+                problems.append(doc.diagnostic(path, "a step cannot read its own output"))
+            elif name not in by_id:
+                problems.append(
+                    doc.diagnostic(path, f"unknown step {name!r}{_suggest(name, list(by_id))}")
+                )
+        if draft.spec.for_each is None and path[-1] != "for_each":
+            for loop_name in sorted(refs.scopes & {"item", "item_index"}):
+                problems.append(
+                    doc.diagnostic(path, f"{loop_name!r} exists only in for_each steps")
+                )
+        if path[-1] in ("for_each", "when") and refs.scopes & {"item", "item_index"}:
+            problems.append(
+                doc.diagnostic(path, f"{path[-1]} is evaluated once per step: it cannot use item")
+            )
+        draft.refs.merge(refs)
+    draft.refs.steps = {s for s in draft.refs.steps if s in by_id and s != draft.id}
+
+
+def _check_depends_on(
+    draft: _Draft, by_id: Mapping[str, _Draft], doc: SourceDocument, problems: list[Diagnostic]
+) -> None:
+    for position, target in enumerate(draft.spec.depends_on):
+        path = (*draft.path, "depends_on", position)
+        if target == draft.id:
+            problems.append(doc.diagnostic(path, "a step cannot depend on itself"))
+        elif target not in by_id:
+            problems.append(
+                doc.diagnostic(path, f"unknown step {target!r}{_suggest(target, list(by_id))}")
+            )
+
+
+def _check_compensation(
+    draft: _Draft, registry: PluginRegistry, doc: SourceDocument, problems: list[Diagnostic]
+) -> None:
+    compensation = draft.spec.compensation
+    assert compensation is not None
+    path = (*draft.path, "compensation")
+    plugin = registry.get(compensation.run)
+    if plugin is None:
+        problems.append(
+            doc.diagnostic((*path, "run"), _unknown_plugin_message(compensation.run, registry))
+        )
+        return
+    _validated_params(plugin, dict(compensation.with_), (*path, "with"), doc, problems)
+
+
+def _check_schedules(spec: WorkflowSpec, doc: SourceDocument, problems: list[Diagnostic]) -> None:
+    from dagster._utils.schedules import is_valid_cron_string
+
+    for index, schedule in enumerate(spec.schedule):
+        path: FieldPath = (
+            ("schedule", index)
+            if "schedule" in doc.value and isinstance(doc.value["schedule"], list)
+            else ("schedule",)
+        )
+        if not is_valid_cron_string(schedule.cron):
+            problems.append(doc.diagnostic(path, f"invalid cron string {schedule.cron!r}"))
+        if schedule.timezone:
+            try:
+                zoneinfo.ZoneInfo(schedule.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                problems.append(doc.diagnostic(path, f"unknown timezone {schedule.timezone!r}"))
+        for problem in param_value_problems(spec.params, schedule.params):
+            problems.append(doc.diagnostic((*path, "params"), problem))
+
+
+def param_value_problems(params: Mapping[str, ParamSpec], values: Mapping[str, Any]) -> list[str]:
+    """Type and presence errors for a set of param values (schedules, CLI overrides)."""
+    problems = [
+        f"unknown param {name!r}{_suggest(name, list(params))}"
+        for name in values
+        if name not in params
+    ]
+    for name, param in params.items():
+        if name in values:
+            if not param_value_matches(param.type, values[name]):
+                problems.append(f"param {name!r} must be of type {param.type}")
+        elif param.required:
+            problems.append(f"required param {name!r} has no value")
+    return problems
+
+
+def _resolve_param_values(
+    spec: WorkflowSpec,
+    overrides: Mapping[str, Any],
+    doc: SourceDocument,
+    problems: list[Diagnostic],
+) -> dict[str, Any]:
+    values = {name: p.default for name, p in spec.params.items() if p.default is not None}
+    values.update(overrides)
+    if overrides:
+        for problem in param_value_problems(spec.params, values):
+            problems.append(doc.diagnostic(("params",), f"--param: {problem}"))
+    return values
+
+
+def _edges(draft: _Draft) -> list[str]:
+    return list(dict.fromkeys([*draft.after, *draft.spec.depends_on, *sorted(draft.refs.steps)]))
+
+
+def _topological_order(
+    drafts: list[_Draft], doc: SourceDocument, problems: list[Diagnostic]
+) -> list[int]:
+    """Kahn's algorithm, ties broken by file order; a cycle is reported with its members."""
+    index_of = {d.id: d.index for d in drafts}
+    upstream = {d.index: [index_of[u] for u in _edges(d)] for d in drafts}
+    downstream: dict[int, list[int]] = {d.index: [] for d in drafts}
+    for node, ups in upstream.items():
+        for up in ups:
+            downstream[up].append(node)
+    waiting = {node: len(set(ups)) for node, ups in upstream.items()}
+    ready = sorted(node for node, count in waiting.items() if count == 0)
+    order: list[int] = []
+    heapq.heapify(ready)
+    while ready:
+        node = heapq.heappop(ready)
+        order.append(node)
+        for child in dict.fromkeys(downstream[node]):
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(ready, child)
+    if len(order) < len(drafts):
+        cycle = _find_cycle({n: ups for n, ups in upstream.items() if n not in set(order)})
+        names = " -> ".join(drafts[n].id for n in cycle)
+        first = drafts[cycle[0]]
+        problems.append(doc.diagnostic((*first.path, "depends_on"), f"dependency cycle: {names}"))
+    return order
+
+
+def _find_cycle(upstream: Mapping[int, list[int]]) -> list[int]:
+    """A cycle among the nodes left over by Kahn's algorithm, as a closed path."""
+    start = min(upstream)
+    seen: dict[int, int] = {}
+    path: list[int] = []
+    node = start
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        node = min(u for u in upstream[node] if u in upstream)
+    cycle = path[seen[node] :]
+    cycle.reverse()  # upstream walk → present in execution direction
+    return [*cycle, cycle[0]]
+
+
+def _planned(draft: _Draft, spec: WorkflowSpec, line: int) -> PlannedStep:
+    step = draft.spec
+    defaults = spec.defaults
+    plugin = draft.plugin
+    assert plugin is not None
+    data_refs = tuple(sorted(draft.refs.steps))
+    return PlannedStep(
+        id=draft.id,
+        op_name=op_name_for(draft.id),
+        index=draft.index,
+        stage=draft.stage,
+        name=step.name,
+        description=step.description,
+        run=step.run,
+        plugin=plugin.name,
+        params=draft.params,
+        after=tuple(draft.after),
+        depends_on=tuple(dict.fromkeys(step.depends_on)),
+        data_refs=data_refs,
+        when=step.when,
+        for_each=step.for_each,
+        retry=step.retry or (defaults.retry if defaults else None),
+        timeout=step.timeout
+        if step.timeout is not None
+        else (defaults.timeout if defaults else None),
+        compensation=step.compensation,
+        resources=step.resources,
+        pool=step.pool,
+        outputs=tuple(step.outputs),
+        on_upstream_skip=step.on_upstream_skip,
+        tags=dict(step.tags),
+        uses_params=bool(draft.refs.params),
+        secrets=tuple(sorted(draft.refs.secrets)),
+        line=line,
+        reads_run_start="started_at" in draft.refs.run_fields,
+    )

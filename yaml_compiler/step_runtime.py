@@ -1,0 +1,406 @@
+"""What a compiled op does when it runs: gate, render, evaluate `when`, call the plugin, report.
+
+The functions here are the only run-time code of the compiler. They keep Dagster at the edges:
+templates, timeouts, error kinds and redaction are plain Python, tested on their own.
+"""
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+from dagster._core.events import DagsterEventType
+from jinja2 import TemplateError
+from pydantic import ValidationError
+
+from resources.plugins import (
+    Plugin,
+    PluginNotInstalledError,
+    RunInfo,
+    StepContext,
+    StepError,
+    StepTimeoutError,
+)
+from yaml_compiler.plan import PlannedStep
+from yaml_compiler.spec import WorkflowSpec
+from yaml_compiler.templating import evaluate, render_string, render_value
+
+SENTINEL_KEY = "maestro/sentinel"
+SKIPPED = {SENTINEL_KEY: "skipped"}  # a for_each step whose `when` was false
+EMPTY = {SENTINEL_KEY: "empty"}  # a for_each over an empty list: still collects, to []
+_TIMEOUT_GRACE_SECONDS = 3.0
+
+
+class StepConfigError(StepError):
+    """Bad rendered parameters or templates: retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class StepRuntime:
+    """What an op needs at run time, fixed at compile time."""
+
+    step: PlannedStep
+    plugin: Plugin
+    workflow: WorkflowSpec
+    data_inputs: Mapping[str, str]  # Dagster input name -> upstream step id
+    emits_done: bool
+    redact_secrets: tuple[str, ...] = field(default=())
+
+    @property
+    def retryable_kinds(self) -> frozenset[str] | None:
+        retry = self.step.retry
+        if retry is None:
+            return frozenset()
+        return None if retry.retry_on is None else frozenset(retry.retry_on)
+
+
+class Redactor:
+    """Replaces secret values with `***` in anything that may reach a log or an event."""
+
+    def __init__(self, secret_names: tuple[str, ...]):
+        values = (os.environ.get(name, "") for name in secret_names)
+        self._values = sorted({v for v in values if len(v) >= 3}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for value in self._values:
+            text = text.replace(value, "***")
+        return text
+
+
+class _RedactingLog:
+    def __init__(self, log: Any, redact: Redactor):
+        self._log, self._redact = log, redact
+
+    def info(self, msg: str) -> None:
+        self._log.info(self._redact(msg))
+
+    def warning(self, msg: str) -> None:
+        self._log.warning(self._redact(msg))
+
+    def error(self, msg: str) -> None:
+        self._log.error(self._redact(msg))
+
+    def debug(self, msg: str) -> None:
+        self._log.debug(self._redact(msg))
+
+
+# ---------------------------------------------------------------- gates
+
+
+def run_has_failed(context: dg.OpExecutionContext) -> bool:
+    """True once any step of this run has failed for good (retries exhausted)."""
+    records = context.instance.get_records_for_run(
+        run_id=context.run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1
+    ).records
+    return bool(records)
+
+
+def _stopped(context: dg.OpExecutionContext, runtime: StepRuntime) -> bool:
+    if runtime.workflow.on_failure == "stop" and run_has_failed(context):
+        context.log.info(
+            f"not starting step {runtime.step.id!r}: an earlier step failed (on_failure: stop)"
+        )
+        return True
+    return False
+
+
+def _run_started_at(context: dg.OpExecutionContext) -> datetime:
+    record = context.instance.get_run_record_by_id(context.run_id)
+    started = record.start_time if record and record.start_time else time.time()
+    return datetime.fromtimestamp(started, tz=UTC)
+
+
+# ---------------------------------------------------------------- templates
+
+
+def template_context(
+    context: dg.OpExecutionContext,
+    runtime: StepRuntime,
+    upstream: Mapping[str, Any],
+    item: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    step, spec = runtime.step, runtime.workflow
+    started = _run_started_at(context).isoformat() if step.reads_run_start else ""
+    scope: dict[str, Any] = {
+        "params": context.op_config.get("params", {}) if step.uses_params else {},
+        "run": RunInfo(context.run_id, spec.name, spec.tenant, spec.environment, started),
+        "steps": {step_id: {"output": value} for step_id, value in upstream.items()},
+        "secrets": _secret_values(step.secrets),
+    }
+    if item is not None:
+        scope["item"], scope["item_index"] = item["value"], item["index"]
+    return scope
+
+
+def _secret_values(names: tuple[str, ...]) -> dict[str, str]:
+    missing = [name for name in names if name not in os.environ]
+    if missing:
+        raise StepConfigError(f"secret(s) not set in the environment: {', '.join(missing)}")
+    return {name: os.environ[name] for name in names}
+
+
+def _render_params(runtime: StepRuntime, scope: Mapping[str, Any]) -> Any:
+    plugin = runtime.plugin
+    raw = runtime.step.params
+    try:
+        if plugin.render is not None:
+
+            def render(value: Any, shell_quoted: bool = False) -> Any:
+                if shell_quoted and isinstance(value, str):
+                    return render_string(value, scope, shell_quoted=True)
+                return render_value(value, scope)
+
+            rendered = plugin.render(raw, render)
+        else:
+            rendered = render_value(raw, scope)
+    except TemplateError as exc:
+        raise StepConfigError(f"template error in `with`: {exc}") from exc
+    try:
+        return plugin.params_model.model_validate(rendered)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise StepConfigError(f"invalid parameters for {plugin.name}: {problems}") from exc
+
+
+def condition_holds(runtime: StepRuntime, scope: Mapping[str, Any]) -> bool:
+    when = runtime.step.when
+    if when is None or isinstance(when, bool):
+        return when is not False
+    try:
+        return bool(evaluate(when, scope))
+    except TemplateError as exc:
+        raise StepConfigError(f"cannot evaluate when: {exc}") from exc
+
+
+def for_each_items(runtime: StepRuntime, scope: Mapping[str, Any]) -> list[Any]:
+    source = runtime.step.for_each
+    try:
+        items = (
+            render_value(source, scope)
+            if isinstance(source, list)
+            else evaluate(str(source), scope)
+        )
+    except TemplateError as exc:
+        raise StepConfigError(f"cannot evaluate for_each: {exc}") from exc
+    if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
+        raise StepConfigError(f"for_each must give a list, got {type(items).__name__}")
+    return list(items.items() if isinstance(items, Mapping) else items)
+
+
+# ---------------------------------------------------------------- plugin call
+
+
+def _deadline(context: dg.OpExecutionContext, runtime: StepRuntime) -> float | None:
+    """The earlier of the step timeout and what is left of the whole-run timeout."""
+    limits = []
+    if runtime.step.timeout is not None:
+        limits.append(runtime.step.timeout)
+    run_timeout = runtime.workflow.timeout
+    if run_timeout is not None:
+        elapsed = (datetime.now(UTC) - _run_started_at(context)).total_seconds()
+        left = run_timeout - elapsed
+        if left <= 0:
+            raise StepTimeoutError(f"the workflow's timeout of {run_timeout:g}s has passed")
+        limits.append(left)
+    return time.monotonic() + min(limits) if limits else None
+
+
+def call_plugin(plugin: Plugin, params: Any, ctx: StepContext) -> Any:
+    """Run the plugin, in a watched thread when there is a deadline (Dagster has no op timeout)."""
+    if plugin.run is None:
+        raise PluginNotInstalledError(
+            f"plugin {plugin.name!r} is not installed yet ({plugin.pending} provides it)"
+        )
+    if ctx.deadline is None:
+        return plugin.run(params, ctx)
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = plugin.run(params, ctx)  # type: ignore[misc]
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name=f"maestro-{ctx.step_id}", daemon=True)
+    worker.start()
+    worker.join(ctx.remaining())
+    if worker.is_alive():
+        ctx.cancelled.set()  # plugins that own processes stop them on this signal
+        worker.join(_TIMEOUT_GRACE_SECONDS)
+        if not isinstance(outcome.get("error"), StepTimeoutError):
+            raise StepTimeoutError(f"step {ctx.step_id!r} did not finish within its timeout")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def _check_json(value: Any, step_id: str) -> None:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise StepError(f"step {step_id!r} returned a value that is not JSON: {exc}") from exc
+
+
+def _failure(runtime: StepRuntime, error: BaseException, redact: Redactor) -> dg.Failure:
+    kind = getattr(error, "kind", "plugin_error")
+    kinds = runtime.retryable_kinds
+    retryable = not isinstance(error, StepConfigError | PluginNotInstalledError) and (
+        kinds is None or kind in kinds
+    )
+    message = redact(f"{type(error).__name__}: {error}" if kind == "plugin_error" else str(error))
+    metadata: dict[str, Any] = {
+        "error_kind": kind,
+        "step_id": runtime.step.id,
+        "plugin": runtime.plugin.name,
+        "retryable": retryable,
+    }
+    for key, value in getattr(error, "metadata", {}).items():
+        if isinstance(value, (str, int, float, bool)):
+            metadata[key] = redact(value) if isinstance(value, str) else value
+    return dg.Failure(
+        description=f"step {runtime.step.id!r} failed ({kind}): {message}",
+        metadata=metadata,
+        allow_retries=retryable,
+    )
+
+
+def execute_step(
+    context: dg.OpExecutionContext,
+    runtime: StepRuntime,
+    upstream: Mapping[str, Any],
+    item: Mapping[str, Any] | None = None,
+    check_when: bool = True,
+) -> tuple[bool, Any]:
+    """(ran, output). ran is False when `when` is false. Errors become dg.Failure."""
+    redact = Redactor(runtime.redact_secrets)
+    try:
+        scope = template_context(context, runtime, upstream, item)
+        if check_when and not condition_holds(runtime, scope):
+            context.log.info(f"skipping step {runtime.step.id!r}: when is false")
+            return False, None
+        params = _render_params(runtime, scope)
+        step_context = StepContext(
+            step_id=runtime.step.id,
+            run=scope["run"],
+            log=_RedactingLog(context.log, redact),
+            upstream=dict(upstream),
+            deadline=_deadline(context, runtime),
+            redact=redact,
+        )
+        started = time.perf_counter()
+        output = call_plugin(runtime.plugin, params, step_context)
+        _check_json(output, runtime.step.id)
+        context.log.debug(
+            f"step {runtime.step.id!r} finished in {time.perf_counter() - started:.3f}s"
+        )
+        return True, output
+    except dg.Failure:
+        raise
+    except Exception as exc:
+        raise _failure(runtime, exc, redact) from None
+
+
+# ---------------------------------------------------------------- op bodies
+
+
+def _upstream(runtime: StepRuntime, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    return {step_id: inputs[name] for name, step_id in runtime.data_inputs.items()}
+
+
+def _output_metadata(runtime: StepRuntime, context: dg.OpExecutionContext) -> dict[str, Any]:
+    return {
+        "step_id": runtime.step.id,
+        "plugin": runtime.plugin.name,
+        "attempt": context.retry_number + 1,
+    }
+
+
+def step_body(runtime: StepRuntime):
+    """The compute function of a plain step op."""
+
+    def compute(context: dg.OpExecutionContext, inputs: Mapping[str, Any]) -> Iterator[Any]:
+        if _stopped(context, runtime):
+            return
+        ran, output = execute_step(context, runtime, _upstream(runtime, inputs))
+        if ran:
+            yield dg.Output(output, "result", metadata=_output_metadata(runtime, context))
+        if runtime.emits_done:
+            yield dg.Output(None, "done")
+
+    return compute
+
+
+def fanout_body(runtime: StepRuntime):
+    """for_each, part 1: evaluate `when` and the list, emit one dynamic output per item."""
+
+    def compute(context: dg.OpExecutionContext, inputs: Mapping[str, Any]) -> Iterator[Any]:
+        if _stopped(context, runtime):
+            return
+        redact = Redactor(runtime.redact_secrets)
+        try:
+            scope = template_context(context, runtime, _upstream(runtime, inputs))
+            if not condition_holds(runtime, scope):
+                context.log.info(f"skipping step {runtime.step.id!r}: when is false")
+                yield dg.DynamicOutput(SKIPPED, mapping_key="skipped", output_name="items")
+                return
+            items = for_each_items(runtime, scope)
+        except Exception as exc:
+            raise _failure(runtime, exc, redact) from None
+        context.log.info(f"step {runtime.step.id!r}: {len(items)} item(s)")
+        if not items:
+            yield dg.DynamicOutput(EMPTY, mapping_key="empty", output_name="items")
+        for index, value in enumerate(items):
+            yield dg.DynamicOutput(
+                {"index": index, "value": value}, mapping_key=str(index), output_name="items"
+            )
+
+    return compute
+
+
+def mapped_body(runtime: StepRuntime):
+    """for_each, part 2: run the plugin for one item."""
+
+    def compute(context: dg.OpExecutionContext, inputs: Mapping[str, Any]) -> Iterator[Any]:
+        item = inputs["item"]
+        if SENTINEL_KEY in item:
+            yield dg.Output(item, "result")
+            return
+        _, output = execute_step(
+            context, runtime, _upstream(runtime, inputs), item=item, check_when=False
+        )
+        yield dg.Output(
+            {"index": item["index"], "value": output},
+            "result",
+            metadata=_output_metadata(runtime, context),
+        )
+
+    return compute
+
+
+def collect_body(runtime: StepRuntime):
+    """for_each, part 3: the per-item outputs, in item order, as the step's output."""
+
+    def compute(context: dg.OpExecutionContext, inputs: Mapping[str, Any]) -> Iterator[Any]:
+        results = inputs["results"]
+        if any(r.get(SENTINEL_KEY) == "skipped" for r in results):
+            if runtime.emits_done:
+                yield dg.Output(None, "done")
+            return
+        ordered = sorted((r for r in results if SENTINEL_KEY not in r), key=lambda r: r["index"])
+        yield dg.Output(
+            [r["value"] for r in ordered],
+            "result",
+            metadata={"step_id": runtime.step.id, "items": len(ordered)},
+        )
+        if runtime.emits_done:
+            yield dg.Output(None, "done")
+
+    return compute

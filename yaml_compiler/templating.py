@@ -1,0 +1,202 @@
+"""Jinja2 templates in the DSL: sandboxed, strict, and statically checked.
+
+A template may read `params`, `run`, `steps.<id>.output`, `secrets.<NAME>` (declared names only)
+and, inside `for_each` steps, `item` and `item_index`. Nothing else (the process environment
+included) is reachable. References are found at compile time, so a reference to another
+step's output becomes a data edge in the Dagster graph.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shlex
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+SCOPES = ("params", "run", "steps", "secrets", "item", "item_index")
+RUN_FIELDS = ("id", "workflow", "tenant", "environment", "started_at")
+_EXPRESSION_ONLY = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.DOTALL)
+
+
+def _environment(finalize: Callable[[Any], Any] | None = None) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
+    if finalize is not None:
+        env.finalize = finalize
+    env.filters["shell_quote"] = lambda value: shlex.quote(str(value))
+    return env
+
+
+ENV = _environment()
+SHELL_ENV = _environment(finalize=lambda value: shlex.quote(str(value)))
+"""Renders every `{{ }}` output shell-quoted, for `shell: true` command strings."""
+
+
+def is_template(value: object) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def expression_source(text: str) -> str:
+    """`when`/`for_each` accept `x > 1` and `{{ x > 1 }}`; return the bare expression."""
+    match = _EXPRESSION_ONLY.match(text)
+    return match.group(1).strip() if match and "{{" not in match.group(1) else text.strip()
+
+
+@dataclass
+class References:
+    """What one template (or a whole `with` block) reads."""
+
+    scopes: set[str] = field(default_factory=set)
+    params: set[str] = field(default_factory=set)
+    steps: set[str] = field(default_factory=set)
+    secrets: set[str] = field(default_factory=set)
+    run_fields: set[str] = field(default_factory=set)
+    problems: list[str] = field(default_factory=list)
+
+    def merge(self, other: References) -> None:
+        self.scopes |= other.scopes
+        self.params |= other.params
+        self.steps |= other.steps
+        self.secrets |= other.secrets
+        self.run_fields |= other.run_fields
+        self.problems.extend(other.problems)
+
+
+@functools.lru_cache(maxsize=4096)
+def analyse_template(source: str, *, expression: bool = False) -> References:
+    """Parse a template and list what it reads; syntax errors land in `problems`."""
+    refs = References()
+    text = f"{{{{ {source} }}}}" if expression else source
+    try:
+        tree = ENV.parse(text)
+    except TemplateSyntaxError as exc:
+        refs.problems.append(f"template syntax error: {exc.message}")
+        return refs
+    declared = _locally_declared(tree)
+    for name_node in tree.find_all(nodes.Name):
+        if name_node.ctx == "load" and name_node.name not in declared:
+            refs.scopes.add(name_node.name)
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        _record_access(node, refs, declared)
+    unknown = sorted(refs.scopes - set(SCOPES) - declared)
+    for name in unknown:
+        refs.problems.append(f"unknown name {name!r} in template: use one of {', '.join(SCOPES)}")
+    return refs
+
+
+def _locally_declared(tree: nodes.Template) -> set[str]:
+    names: set[str] = set()
+    for node in tree.find_all((nodes.For, nodes.Assign, nodes.AssignBlock, nodes.Macro)):
+        target = getattr(node, "target", None)
+        if target is not None:
+            names |= {n.name for n in target.find_all(nodes.Name)}
+            if isinstance(target, nodes.Name):
+                names.add(target.name)
+        if isinstance(node, nodes.For):
+            names.add("loop")
+        if isinstance(node, nodes.Macro):
+            names.add(node.name)
+            names |= {arg.name for arg in node.args}
+    return names
+
+
+def _key(node: nodes.Getattr | nodes.Getitem) -> str | None:
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, (str, int)):
+        return str(node.arg.value)
+    return None
+
+
+def _record_access(
+    node: nodes.Getattr | nodes.Getitem, refs: References, declared: set[str]
+) -> None:
+    base = node.node
+    if not isinstance(base, nodes.Name) or base.name in declared:
+        return
+    key = _key(node)
+    if base.name == "params":
+        if key is None:
+            refs.problems.append("params must be read by name, e.g. params.region")
+        else:
+            refs.params.add(key)
+    elif base.name == "secrets":
+        if key is None:
+            refs.problems.append("secrets must be read by name, e.g. secrets.API_TOKEN")
+        else:
+            refs.secrets.add(key)
+    elif base.name == "run":
+        if key is not None and key not in RUN_FIELDS:
+            refs.problems.append(f"run has no field {key!r}: use one of {', '.join(RUN_FIELDS)}")
+        elif key is not None:
+            refs.run_fields.add(key)
+    elif base.name == "steps":
+        if key is None:
+            refs.problems.append("steps must be read by id, e.g. steps.fetch.output")
+        else:
+            refs.steps.add(key)
+
+
+def analyse_value(value: Any) -> References:
+    """References of every template string inside a nested `with` value."""
+    refs = References()
+    for text in iter_templates(value):
+        refs.merge(analyse_template(text))
+    return refs
+
+
+def iter_templates(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        if is_template(value):
+            yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from iter_templates(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from iter_templates(item)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled_template(source: str, shell_quoted: bool) -> Any:
+    return (SHELL_ENV if shell_quoted else ENV).from_string(source)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled_expression(source: str) -> Any:
+    return ENV.compile_expression(source, undefined_to_none=False)
+
+
+def render_string(source: str, context: Mapping[str, Any], *, shell_quoted: bool = False) -> Any:
+    """Render one string. `"{{ expr }}"` alone keeps the expression's type (list, number...)."""
+    if not is_template(source):
+        return source
+    match = _EXPRESSION_ONLY.match(source)
+    if match and not shell_quoted and "{{" not in match.group(1) and "}}" not in match.group(1):
+        return evaluate(match.group(1), context)
+    return _compiled_template(source, shell_quoted).render(context)
+
+
+def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
+    """Evaluate a bare Jinja expression (as in `when` and `for_each`)."""
+    result = _compiled_expression(expression_source(expression))(**context)
+    if isinstance(result, StrictUndefined):
+        str(result)  # raises UndefinedError naming the missing value
+    return result
+
+
+def render_value(value: Any, context: Mapping[str, Any]) -> Any:
+    """Render every template string inside a nested value, keeping its structure."""
+    if isinstance(value, str):
+        return render_string(value, context)
+    if isinstance(value, Mapping):
+        return {key: render_value(item, context) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render_value(item, context) for item in value]
+    return value
