@@ -1,0 +1,233 @@
+"""The `maestro` command: click wiring only; the work lives in the sibling modules."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import NoReturn
+
+import click
+import dagster as dg
+
+from maestro_cli import runner
+from maestro_cli.params import ParamError, parse_params
+from maestro_cli.render import FORMATS, render_plan
+from maestro_cli.scaffold import (
+    DEFAULT_TEMPLATE,
+    ScaffoldError,
+    init_project,
+    list_templates,
+    template_names,
+)
+from yaml_compiler import Diagnostic, WorkflowCompileError, compile_file, load_plan
+from yaml_compiler.build import build_job
+from yaml_compiler.plan import WorkflowPlan, param_value_problems
+from yaml_compiler.schema import workflow_json_schema
+
+WORKFLOW_SUFFIXES = (".yaml", ".yml")
+PARAM_HELP = "Set a workflow param, typed as the workflow declares it. Repeatable."
+
+
+def _version() -> str:
+    try:
+        return version("maestro-dagster")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def _fail(lines: Iterable[object]) -> NoReturn:
+    """Print every line on stderr and exit 1."""
+    for line in lines:
+        click.echo(str(line), err=True)
+    sys.exit(1)
+
+
+def _relative(path: Path) -> str:
+    """`path` relative to the current directory when it is below it, for copy-paste hints."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Start with `maestro templates` and `maestro init`, or `maestro validate FILE`.",
+)
+@click.version_option(_version(), "--version", "-V", prog_name="maestro")
+def cli() -> None:
+    """Maestro: YAML workflows compiled to Dagster jobs (one op per step)."""
+
+
+# ---------------------------------------------------------------- validate
+
+
+def expand_files(paths: Sequence[Path]) -> list[Path]:
+    """Files as given; a folder stands for the workflow files inside it."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix in WORKFLOW_SUFFIXES)
+        else:
+            files.append(path)
+    return files
+
+
+def check_file(path: Path) -> tuple[str | None, list[Diagnostic]]:
+    """(`ok: ...` line, []) for a file that compiles to a Dagster job, else (None, problems)."""
+    try:
+        compiled = compile_file(path)
+    except WorkflowCompileError as exc:
+        return None, exc.diagnostics
+    except dg.DagsterError as exc:  # the plan passed but Dagster refused the job
+        return None, [Diagnostic(str(path), 1, 1, "<root>", f"cannot build the Dagster job: {exc}")]
+    plan = compiled.plan
+    return f"ok: {path} (workflow {plan.spec.name}, {len(plan.steps)} steps)", []
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def validate(files: tuple[Path, ...]) -> None:
+    """Check workflow files; print every error.
+
+    FILES may be folders: their *.yaml and *.yml files are checked. Errors print as
+    `file:line:col: field.path: message`, all of them at once; the exit code is 1 if any.
+    """
+    problems: list[Diagnostic] = []
+    for path in expand_files(files):
+        ok, diagnostics = check_file(path)
+        if ok:
+            click.echo(ok)
+        problems += diagnostics
+    if problems:
+        _fail(problems)
+
+
+# ---------------------------------------------------------------- plan
+
+
+def load_with_params(path: Path, assignments: Sequence[str]) -> WorkflowPlan:
+    """The plan with `--param` values applied; exits 1 with every problem otherwise."""
+    try:
+        plan = load_plan(path)
+        if not assignments:
+            return plan
+        values = parse_params(assignments, plan.spec.params)
+        return load_plan(path, param_overrides=values)
+    except WorkflowCompileError as exc:
+        _fail(exc.diagnostics)
+    except ParamError as exc:
+        _fail([f"error: {exc}"])
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text for people, json for tools, mermaid for diagrams.",
+)
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help=PARAM_HELP)
+def plan(file: Path, fmt: str, params: tuple[str, ...]) -> None:
+    """Show the resolved DAG without running it.
+
+    Stages, steps, edges (order, depends_on, data), plugins, retries, timeouts, compensation
+    and param values. Templates are shown as written: secrets are never read.
+    """
+    click.echo(render_plan(load_with_params(file, params), fmt))
+
+
+# ---------------------------------------------------------------- run
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help=PARAM_HELP)
+@click.option("--verbose", "-v", is_flag=True, help="Also print Dagster's own event log.")
+def run(file: Path, params: tuple[str, ...], verbose: bool) -> None:
+    """Run a workflow in-process on the local instance.
+
+    The instance is DAGSTER_HOME, or ./.dagster_home when it is not set. Each step is
+    reported as it starts and ends; the exit code is 1 when the run fails.
+    """
+    workflow = load_with_params(file, params)
+    missing = param_value_problems(workflow.spec.params, workflow.param_values)
+    if missing:
+        _fail(f"error: --param: {problem}" for problem in missing)
+    job = build_job(workflow)
+    home = runner.instance_home()
+    click.echo(
+        f"running workflow {workflow.spec.name} (Dagster job {workflow.job_name}, "
+        f"{len(workflow.steps)} steps) on the instance in {home}"
+    )
+    tags = {"maestro/launched_by": "maestro-cli", "maestro/source_file": str(file.resolve())}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        try:
+            outcome = runner.execute(
+                workflow, job if verbose else runner.quiet_job(job), instance, sys.stdout, tags
+            )
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+    for line in runner.summary_lines(outcome, home, file):
+        click.echo(line)
+    sys.exit(0 if outcome.success else 1)
+
+
+# ---------------------------------------------------------------- templates, init, schema
+
+
+@cli.command()
+def templates() -> None:
+    """List the built-in workflow templates."""
+    entries = list_templates()
+    width = max(len(t.name) for t in entries)
+    for template in entries:
+        click.echo(f"{template.name:<{width}}  {template.description}")
+
+
+@cli.command()
+@click.option(
+    "--template",
+    "-t",
+    default=DEFAULT_TEMPLATE,
+    show_default=True,
+    type=click.Choice(template_names()),
+    help="Which built-in template to copy.",
+)
+@click.option("--force", is_flag=True, help="Overwrite the workflow file if it exists.")
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+def init(template: str, force: bool, directory: Path) -> None:
+    """Scaffold a workflow from a built-in template.
+
+    Writes DIRECTORY/workflows/<template>.yaml (DIRECTORY defaults to the current one).
+    """
+    try:
+        written = init_project(directory, template, force)
+    except ScaffoldError as exc:
+        _fail([f"error: {exc}"])
+    target = _relative(written)
+    click.echo(f"wrote {target}")
+    click.echo("next:")
+    for command in ("validate", "plan", "run"):
+        click.echo(f"  maestro {command} {target}")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the DSL's JSON Schema.
+
+    Draft 2020-12, with every installed plugin's `with` parameters, for editors and linters.
+    """
+    click.echo(json.dumps(workflow_json_schema(), indent=2))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="maestro")

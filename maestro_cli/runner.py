@@ -1,0 +1,162 @@
+"""`maestro run`: execute a compiled workflow in this process, on the local Dagster instance.
+
+The run is a real Dagster run (stored in DAGSTER_HOME, visible in `dagster dev`); only the
+console is different: Dagster's debug log is turned down and progress comes from the events.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import dagster as dg
+
+from maestro_cli.progress import RunProgress
+from yaml_compiler.plan import WorkflowPlan
+
+DEFAULT_HOME = ".dagster_home"
+DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+_QUIET_LOGGERS = {"console": {"config": {"log_level": "CRITICAL"}}}
+
+
+def instance_home(environ: Mapping[str, str] = os.environ, cwd: Path | None = None) -> Path:
+    """`DAGSTER_HOME` when set; else `./.dagster_home`, created with a telemetry-off dagster.yaml.
+
+    A DAGSTER_HOME the user chose is created if missing but its configuration is left alone.
+    """
+    configured = environ.get("DAGSTER_HOME")
+    if configured:
+        home = Path(configured).expanduser().resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+    home = ((cwd or Path.cwd()) / DEFAULT_HOME).resolve()
+    home.mkdir(exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DEFAULT_INSTANCE_YAML, encoding="utf-8")
+    return home
+
+
+def quiet_job(job: dg.JobDefinition) -> dg.JobDefinition:
+    """The same job with Dagster's console logger at CRITICAL.
+
+    Logger config is run config, and a job with a ConfigMapping only accepts the mapping's
+    schema, so the `loggers` section is added by wrapping the mapping. Events still reach the
+    instance's event log (and the UI) at every level: only the console output changes.
+    """
+    inner = job.config_mapping
+
+    def to_run_config(outer: Mapping[str, Any]) -> dict[str, Any]:
+        mapped = dict(inner.config_fn(outer)) if inner is not None else {}
+        return {**mapped, "loggers": _QUIET_LOGGERS}
+
+    mapping = dg.ConfigMapping(
+        config_fn=to_run_config,
+        config_schema=inner.config_schema if inner is not None else {},
+        receive_processed_config_values=inner.receive_processed_config_values if inner else None,
+    )
+    return job.graph.to_job(
+        name=job.name,
+        description=job.description,
+        tags=job.tags,
+        metadata=job.metadata,
+        config=mapping,
+        resource_defs=dict(job.resource_defs),
+        hooks=set(job.hook_defs),
+        executor_def=job.executor_def,
+        op_retry_policy=job.op_retry_policy,
+        partitions_def=job.partitions_def,
+        run_tags=job.run_tags,
+        owners=job.owners,
+    )
+
+
+def run_config_for(plan: WorkflowPlan) -> dict[str, Any]:
+    """Run config carrying every resolved param value, so the UI shows what the run used."""
+    return {"params": dict(plan.param_values)} if plan.spec.params else {}
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    status: str
+    success: bool
+    duration: float
+    progress: RunProgress
+
+
+def execute(
+    plan: WorkflowPlan,
+    job: dg.JobDefinition,
+    instance: dg.DagsterInstance,
+    out: TextIO,
+    tags: Mapping[str, str] | None = None,
+) -> RunOutcome:
+    """Run the job in process, printing each step event as the instance stores it."""
+    run_id = str(uuid.uuid4())
+    progress = RunProgress(plan, out)
+    errors: list[Exception] = []
+
+    def on_event(entry: Any) -> None:
+        try:
+            progress.handle(entry)
+        except Exception as exc:  # never break the run over a progress line; re-raised below
+            errors.append(exc)
+
+    instance.add_event_listener(run_id, on_event)
+    started = time.monotonic()
+    result = job.execute_in_process(
+        run_config=run_config_for(plan),
+        instance=instance,
+        raise_on_error=False,
+        run_id=run_id,
+        tags=dict(tags or {}),
+    )
+    if errors:
+        raise errors[0]
+    return RunOutcome(
+        run_id=run_id,
+        status=_status(instance, run_id),
+        success=result.success,
+        duration=_duration(instance, run_id, time.monotonic() - started),
+        progress=progress,
+    )
+
+
+def _status(instance: dg.DagsterInstance, run_id: str) -> str:
+    run = instance.get_run_by_id(run_id)
+    return run.status.value if run is not None else "UNKNOWN"
+
+
+def _duration(instance: dg.DagsterInstance, run_id: str, fallback: float) -> float:
+    record = instance.get_run_record_by_id(run_id)
+    if record is not None and record.start_time and record.end_time:
+        return record.end_time - record.start_time
+    return fallback
+
+
+def summary_lines(outcome: RunOutcome, home: Path, workflow_file: Path) -> list[str]:
+    """What happened, what failed and why, and how to look at the run in the UI."""
+    groups = outcome.progress.by_outcome()
+    counted = ", ".join(f"{len(ids)} {label}" for label, ids in groups.items() if ids)
+    if groups["not run"]:
+        counted += f" ({', '.join(groups['not run'])})"
+    lines = [
+        "",
+        f"run {outcome.run_id}: {outcome.status} in {outcome.duration:.2f}s",
+        f"steps: {counted}",
+    ]
+    if outcome.progress.failures:
+        lines.append("failed steps:")
+        lines += [f"  {step}: {message}" for step, message in outcome.progress.failures.items()]
+    folder = workflow_file.resolve().parent
+    lines.append(
+        f"see it in the Dagster UI: DAGSTER_HOME={home} MAESTRO_WORKFLOWS_DIR={folder} "
+        "dagster dev -m maestro_defs  (then open Runs)"
+    )
+    return lines
