@@ -154,9 +154,8 @@ def summary_lines(outcome: RunOutcome, home: Path, workflow_file: Path) -> list[
     if outcome.progress.failures:
         lines.append("failed steps:")
         lines += [f"  {step}: {message}" for step, message in outcome.progress.failures.items()]
-    folder = workflow_file.resolve().parent
     lines.append(
-        f"see it in the Dagster UI: DAGSTER_HOME={home} MAESTRO_WORKFLOWS_DIR={folder} "
-        "dagster dev -m maestro_defs  (then open Runs)"
+        f"see the run in the Dagster UI: DAGSTER_HOME={home} dagster dev -w workspace.yaml "
+        "(Runs tab; the job itself is listed when its file is in the workflows folder)"
     )
     return lines

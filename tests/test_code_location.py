@@ -92,10 +92,8 @@ def test_every_problem_in_every_file_is_reported_together(tmp_path: Path) -> Non
     assert any(
         m.startswith(f"{tmp_path / 'b.yaml'}:4:18: steps[0].depends_on[0]") for m in messages
     )
-    assert (
-        f"{tmp_path / 'c.yaml'}:1:1: name: workflow job 'a' is already defined by {tmp_path / 'a.yaml'}"
-        in messages
-    )
+    duplicate = f"{tmp_path / 'c.yaml'}:1:1: name: workflow job 'a' is already defined by"
+    assert f"{duplicate} {tmp_path / 'a.yaml'}" in messages
 
 
 def test_definitions_carry_jobs_schedules_tags_retries_and_launchpad_params(tmp_path: Path) -> None:

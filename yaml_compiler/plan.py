@@ -432,6 +432,8 @@ def _template_fields(draft: _Draft) -> Iterator[tuple[FieldPath, str, bool]]:
         yield (*draft.path, "when"), expression_source(step.when), True
     if isinstance(step.for_each, str):
         yield (*draft.path, "for_each"), expression_source(step.for_each), True
+    elif isinstance(step.for_each, list):
+        yield from _walk_templates(step.for_each, (*draft.path, "for_each"))
     yield from _walk_templates(step.with_, (*draft.path, "with"))
 
 
@@ -476,14 +478,15 @@ def _check_templates(
                 problems.append(
                     doc.diagnostic(path, f"unknown step {name!r}{_suggest(name, list(by_id))}")
                 )
-        if draft.spec.for_each is None and path[-1] != "for_each":
+        field_name = path[len(draft.path)]  # "with", "when" or "for_each"
+        if draft.spec.for_each is None:
             for loop_name in sorted(refs.scopes & {"item", "item_index"}):
                 problems.append(
                     doc.diagnostic(path, f"{loop_name!r} exists only in for_each steps")
                 )
-        if path[-1] in ("for_each", "when") and refs.scopes & {"item", "item_index"}:
+        if field_name in ("for_each", "when") and refs.scopes & {"item", "item_index"}:
             problems.append(
-                doc.diagnostic(path, f"{path[-1]} is evaluated once per step: it cannot use item")
+                doc.diagnostic(path, f"{field_name} is evaluated once per step: it cannot use item")
             )
         draft.refs.merge(refs)
     draft.refs.steps = {s for s in draft.refs.steps if s in by_id and s != draft.id}

@@ -16,6 +16,7 @@ from yaml_compiler.diagnostics import Diagnostic, FieldPath, WorkflowCompileErro
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
 
 
 @dataclass
@@ -83,7 +84,7 @@ def _build(
         result: dict[Any, Any] = {}
         inherited: set[Any] = set()  # keys from `<<: *anchor`; the mapping's own keys override them
         for key_node, value_node, own in _merged_pairs(node, path, doc, problems):
-            key = _build_scalar(key_node, loader) if isinstance(key_node, yaml.ScalarNode) else None
+            key = _build_key(key_node, loader) if isinstance(key_node, yaml.ScalarNode) else None
             if key is None or isinstance(key, (list, dict)):
                 line, col = _mark(key_node)
                 problems.append(
@@ -149,6 +150,13 @@ def _merged_pairs(
                     )
                 )
     return inherited + own
+
+
+def _build_key(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
+    """Keys such as `on:` or `yes:` stay strings: YAML 1.1 would turn them into booleans."""
+    if node.tag == _BOOL_TAG:
+        return node.value
+    return _build_scalar(node, loader)
 
 
 def _build_scalar(node: yaml.Node, loader: yaml.SafeLoader) -> Any:

@@ -82,7 +82,9 @@ class RetrySpec(_Model):
 
     max_attempts: int = Field(3, ge=1, le=100, description="Total tries, the first included.")
     backoff: Duration | None = Field(None, description="Delay before a retry (also `backoff_ms`).")
-    exponential: bool = Field(False, description="Double the delay after every attempt.")
+    exponential: bool = Field(
+        False, description="Grow the delay exponentially: backoff times 1, 3, 7, 15, ..."
+    )
     jitter: bool | Literal["full", "plus_minus"] = Field(
         False, description="Randomise the delay: `true`/`plus_minus` or `full`."
     )
@@ -96,6 +98,12 @@ class RetrySpec(_Model):
         if isinstance(data, int) and not isinstance(data, bool):
             return {"max_attempts": data}
         return _millis_alias(data, "backoff_ms", "backoff")
+
+    @model_validator(mode="after")
+    def _modifiers_need_a_delay(self) -> RetrySpec:
+        if (self.exponential or self.jitter) and self.backoff is None:
+            raise ValueError("exponential and jitter modify backoff: give a backoff delay too")
+        return self
 
 
 class CompensationSpec(_Model):
@@ -123,7 +131,7 @@ class CompensationSpec(_Model):
 class ResourcesSpec(_Model):
     """What a step needs from the machine; kept as op tags for placement."""
 
-    cpu: str | float | None = None
+    cpu: str | int | float | None = None
     memory: str | None = None
     gpu: int | None = Field(None, ge=0)
 

@@ -23,8 +23,17 @@ RUN_FIELDS = ("id", "workflow", "tenant", "environment", "started_at")
 _EXPRESSION_ONLY = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.DOTALL)
 
 
+class _DataFirstEnvironment(ImmutableSandboxedEnvironment):
+    """`params.items` and `steps.get.output` mean the keys, not the dict methods of that name."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 def _environment(finalize: Callable[[Any], Any] | None = None) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = _DataFirstEnvironment(
         undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
     )
     if finalize is not None:

@@ -42,10 +42,17 @@ def resolve_callable(path: str) -> Callable[..., Any]:
     return target
 
 
+def _parameter_names(function: Callable[..., Any]) -> set[str]:
+    try:
+        return set(inspect.signature(function).parameters)
+    except (TypeError, ValueError):  # some builtins have no inspectable signature
+        return set()
+
+
 def run_python(params: PythonParams, ctx: StepContext) -> Any:
     function = resolve_callable(params.callable)
     kwargs = dict(params.kwargs)
-    if "maestro_context" in inspect.signature(function).parameters:
+    if "maestro_context" in _parameter_names(function):
         kwargs["maestro_context"] = ctx
     return function(*params.args, **kwargs)
 
