@@ -80,6 +80,7 @@ class RunProgress:
     outcomes: dict[str, str] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     _produced: set[str] = field(default_factory=set)
+    _skip_reasons: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._op_steps = {step.op_name: step.id for step in self.plan.steps}
@@ -112,8 +113,12 @@ class RunProgress:
         return f"{verb:<10} {label}{detail}"
 
     def _on_output(self, part: StepPart, event: dg.DagsterEvent) -> None:
-        if event.step_output_data.output_name == "result":
+        output = event.step_output_data
+        if output.output_name == "result":
             self._produced.add(event.step_key or "")
+            reason = output.metadata.get("skipped")
+            if reason is not None:
+                self._skip_reasons[event.step_key or ""] = str(reason.value)
 
     def _on_retry(self, part: StepPart, event: dg.DagsterEvent) -> str:
         return self._line(
@@ -121,11 +126,11 @@ class RunProgress:
         )
 
     def _on_success(self, part: StepPart, event: dg.DagsterEvent) -> str:
-        if part.is_exit and event.step_key not in self._produced:
-            # The op succeeded without a result: its `when` was false, or on_failure: stop.
+        key = event.step_key or ""
+        if part.is_exit and (key not in self._produced or key in self._skip_reasons):
+            # A skip marker (`when`, skipped upstream), or no result at all (on_failure: stop).
             self._settle(part.step_id, "skipped")
-            stopped = self.failures and self.plan.spec.on_failure == "stop"
-            reason = "not started: an earlier step failed" if stopped else "`when` is false"
+            reason = self._skip_reasons.get(key, "not started: an earlier step failed")
             return self._line("skipped", part.label, f" ({reason})")
         if part.is_exit:
             self._settle(part.step_id, "succeeded")

@@ -70,14 +70,24 @@ def step_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, str]:
     return outcomes
 
 
-def ran(result: dg.ExecuteInProcessResult, step_key: str) -> bool:
-    """True when the op produced its `result` output (skipped-by-when and stopped ops do not)."""
-    return any(
-        e.event_type_value == "STEP_OUTPUT"
+def _result_outputs(result: dg.ExecuteInProcessResult, step_key: str) -> list[Any]:
+    return [
+        e.step_output_data
+        for e in result.all_events
+        if e.event_type_value == "STEP_OUTPUT"
         and e.step_key == step_key
         and e.step_output_data.output_name == "result"
-        for e in result.all_events
-    )
+    ]
+
+
+def ran(result: dg.ExecuteInProcessResult, step_key: str) -> bool:
+    """True when the op produced a real `result`: not a skip marker, not stopped or failed."""
+    return any("skipped" not in out.metadata for out in _result_outputs(result, step_key))
+
+
+def skipped(result: dg.ExecuteInProcessResult, step_key: str) -> bool:
+    """True when the op emitted a skip marker (`when` false, or a skipped upstream)."""
+    return any("skipped" in out.metadata for out in _result_outputs(result, step_key))
 
 
 @pytest.fixture(scope="session")

@@ -691,12 +691,17 @@ def test_barrier_edges_in_the_plan() -> None:
 def test_barrier_edges_in_the_dagster_job() -> None:
     job = compile_text(_text(BARRIER), FILE).job
     assert upstream_of(job, "s1") == {}
-    assert upstream_of(job, "p2") == {"after": [("s2", "done")]}
-    assert upstream_of(job, "t1") == {"after": [("p1", "done"), ("p2", "done"), ("p3", "done")]}
+    assert upstream_of(job, "p2") == {"after_s2": [("s2", "result")]}
+    assert upstream_of(job, "t1") == {
+        "after_p1": [("p1", "result")],
+        "after_p2": [("p2", "result")],
+        "after_p3": [("p3", "result")],
+    }
     assert upstream_of(job, "t2") == {
-        "after": [("t1", "done")],
+        "after_t1": [("t1", "result")],
         "needs_s1": [("s1", "result")],
     }
+    assert job.graph.node_named("t1").definition.input_def_named("after_p1").dagster_type.is_nothing
 
 
 def test_each_depends_on_is_its_own_input() -> None:
@@ -722,7 +727,7 @@ def test_each_depends_on_is_its_own_input() -> None:
         FILE,
     ).job
     assert upstream_of(job, "c") == {"needs_a": [("a", "result")], "needs_b": [("b", "result")]}
-    assert upstream_of(job, "d") == {"after": [("a", "done")]}
+    assert upstream_of(job, "d") == {"after_a": [("a", "result")]}
 
 
 def test_defaults_apply_to_steps_that_do_not_set_their_own() -> None:

@@ -1,9 +1,10 @@
 """Turn a checked WorkflowPlan into Dagster definitions: one op per step, one job per workflow.
 
-Edges: ordering edges (stage sequence and barrier) wait on an upstream's `done` output, which a
-step emits whether it ran or was skipped by `when`; `depends_on` and data edges wait on its
-`result`, so skipping propagates along them (unless the step opts in with
-`on_upstream_skip: run`). A failed step emits neither, so everything after it is skipped.
+Every step that does not fail emits its `result`: the plugin's output, or a skip marker when
+`when` was false or a step it depends on was skipped. Skipping is decided by the ops, as data:
+it follows `depends_on` and data edges (unless a step says `on_upstream_skip: run`) but never
+the stage order, so a later stage still runs. A failed or stopped step emits nothing, and
+Dagster skips everything downstream of it.
 """
 
 from __future__ import annotations
@@ -33,12 +34,19 @@ _PARAM_TYPES: dict[str, Any] = {
     "list": dg.Array(dg.Any),
     "object": dg.Permissive(),
 }
+_RESULT = {
+    "result": dg.Out(
+        dg.Any,
+        is_required=False,
+        description="The step's output; a skip marker when the step was skipped.",
+    )
+}
 _JITTER = {True: dg.Jitter.PLUS_MINUS, "plus_minus": dg.Jitter.PLUS_MINUS, "full": dg.Jitter.FULL}
 
 
 def _is_order_input(name: str) -> bool:
-    """Nothing-typed inputs: `after` (ordering fan-in) and `needs_<op>` (one per depends_on)."""
-    return name == "after" or name.startswith("needs_")
+    """Nothing-typed inputs (`after_<op>`): wait for an upstream without loading its output."""
+    return name.startswith("after_")
 
 
 def retry_policy(retry: RetrySpec | None) -> dg.RetryPolicy | None:
@@ -117,70 +125,40 @@ class _GraphBuilder:
         self.registry = registry
         self.node_defs: list[dg.OpDefinition] = []
         self.deps: dict[str, dict[str, Any]] = {}
-        self.exit_node: dict[str, str] = {}  # step id -> node emitting its result/done
-        self.needs_done = self._steps_waited_on_by_order()
+        self.exit_node: dict[str, str] = {}  # step id -> the node emitting its `result`
         self.params_ops: list[str] = []
 
-    def _steps_waited_on_by_order(self) -> set[str]:
-        waited: set[str] = set()
-        for step in self.plan.steps:
-            waited.update(step.after)
-            if step.on_upstream_skip == "run":
-                waited.update(step.depends_on)
-        return waited
+    def _edges_in(self, step: PlannedStep) -> dict[str, tuple[str, dg.DependencyDefinition]]:
+        """Input name -> (upstream step id, dependency), one input per upstream step.
 
-    def _edges_in(self, step: PlannedStep) -> dict[str, Any]:
-        """Nothing-typed ordering inputs and data inputs of the step's first node."""
-        after = list(step.after)
-        needs: list[str] = []
-        for upstream in step.depends_on:
-            (after if step.on_upstream_skip == "run" else needs).append(upstream)
-        needs = [u for u in needs if u not in step.data_refs]
-        # dict.fromkeys: a barrier upstream may also be an on_upstream_skip: run depends_on.
-        after = [u for u in dict.fromkeys(after) if u not in needs and u not in step.data_refs]
-        deps: dict[str, Any] = {}
-        if after:
-            deps["after"] = dg.MultiDependencyDefinition(
-                [dg.DependencyDefinition(self.exit_node[u], "done") for u in after]
-            )
-        # One input per upstream, not one fan-in: Dagster skips a fan-in input only when *all*
-        # its sources are missing, so a step would run after one of its depends_on was skipped.
-        for upstream in needs:
-            deps[f"needs_{op_name_for(upstream)}"] = dg.DependencyDefinition(
-                self.exit_node[upstream], "result"
-            )
-        for upstream in step.data_refs:
-            deps[self._input_name(upstream)] = dg.DependencyDefinition(
-                self.exit_node[upstream], "result"
-            )
-        return deps
-
-    @staticmethod
-    def _input_name(step_id: str) -> str:
-        from yaml_compiler.plan import op_name_for
-
-        return f"from_{op_name_for(step_id)}"
-
-    def _ins(self, deps: Mapping[str, Any]) -> dict[str, dg.In]:
+        A Dagster fan-in input runs as soon as one source arrives, which would start a step
+        after a partial failure upstream; one input each avoids that. `from_<op>` reads an
+        output the templates use; `needs_<op>` loads a `depends_on` output only to see whether
+        it was skipped; `after_<op>` (Nothing) only waits.
+        """
+        reads = set(step.data_refs)
+        gates = [u for u in step.depends_on if u not in reads and step.on_upstream_skip == "skip"]
+        waits = [
+            u
+            for u in dict.fromkeys((*step.after, *step.depends_on))
+            if u not in reads and u not in gates
+        ]
+        edges = [("after", u) for u in waits] + [("needs", u) for u in gates]
+        edges += [("from", u) for u in step.data_refs]
         return {
-            name: dg.In(dg.Nothing) if _is_order_input(name) else dg.In(dg.Any) for name in deps
+            f"{prefix}_{op_name_for(u)}": (u, dg.DependencyDefinition(self.exit_node[u], "result"))
+            for prefix, u in edges
         }
 
-    def _outs(self, step: PlannedStep) -> dict[str, dg.Out]:
-        outs = {"result": dg.Out(dg.Any, is_required=False, description="The step's output.")}
-        if step.id in self.needs_done:
-            outs["done"] = dg.Out(dg.Nothing, is_required=False)
-        return outs
-
-    def _runtime(self, step: PlannedStep) -> StepRuntime:
+    def _runtime(self, step: PlannedStep, upstream_of: Mapping[str, str]) -> StepRuntime:
         plugin = self.registry.get(step.plugin)
         assert plugin is not None, step.plugin
         return StepRuntime(
             step=step,
             plugin=plugin,
             workflow=self.plan.spec,
-            data_inputs={self._input_name(u): u for u in step.data_refs},
-            emits_done=step.id in self.needs_done,
+            data_inputs={n: u for n, u in upstream_of.items() if n.startswith("from_")},
+            gate_inputs={n: u for n, u in upstream_of.items() if n.startswith("needs_")},
             redact_secrets=tuple(self.plan.spec.secrets),
         )
 
@@ -191,8 +169,9 @@ class _GraphBuilder:
         return {"params": dg.Field(dg.Permissive(), is_required=False, default_value={})}
 
     def add(self, step: PlannedStep) -> None:
-        deps = self._edges_in(step)
-        runtime = self._runtime(step)
+        edges = self._edges_in(step)
+        deps = {name: dependency for name, (_, dependency) in edges.items()}
+        runtime = self._runtime(step, {name: upstream for name, (upstream, _) in edges.items()})
         common = {
             "tags": _op_tags(self.plan, step),
             "required_resource_keys": set(runtime.plugin.resource_keys),
@@ -202,7 +181,7 @@ class _GraphBuilder:
                 step.op_name,
                 step_body(runtime),
                 deps,
-                self._outs(step),
+                _RESULT,
                 description=_description(step),
                 retry_policy=retry_policy(step.retry),
                 config_schema=self._config(step, step.op_name),
@@ -212,7 +191,7 @@ class _GraphBuilder:
             self.exit_node[step.id] = step.op_name
             return
         items_op, collect_op = f"{step.op_name}__items", f"{step.op_name}__collect"
-        data_deps = {k: v for k, v in deps.items() if not _is_order_input(k)}
+        data_deps = {k: v for k, v in deps.items() if k.startswith("from_")}
         self._add_node(
             items_op,
             fanout_body(runtime),
@@ -226,7 +205,7 @@ class _GraphBuilder:
             step.op_name,
             mapped_body(runtime),
             {"item": dg.DependencyDefinition(items_op, "items"), **data_deps},
-            {"result": dg.Out(dg.Any, is_required=False)},
+            _RESULT,
             description=_description(step),
             retry_policy=retry_policy(step.retry),
             config_schema=self._config(step, step.op_name),
@@ -237,7 +216,7 @@ class _GraphBuilder:
             collect_op,
             collect_body(runtime),
             {"results": DynamicCollectDependencyDefinition(step.op_name, "result")},
-            self._outs(step),
+            _RESULT,
             description=f"Collects the outputs of step `{step.id}` as a list.",
             **common,
         )
@@ -251,10 +230,9 @@ class _GraphBuilder:
         outs: Mapping[str, dg.Out],
         **kwargs: Any,
     ) -> None:
+        ins = {n: dg.In(dg.Nothing) if _is_order_input(n) else dg.In(dg.Any) for n in deps}
         self.node_defs.append(
-            dg.OpDefinition(
-                compute_fn=compute, name=name, ins=self._ins(deps), outs=dict(outs), **kwargs
-            )
+            dg.OpDefinition(compute_fn=compute, name=name, ins=ins, outs=dict(outs), **kwargs)
         )
         if deps:
             self.deps[name] = dict(deps)

@@ -31,9 +31,17 @@ from yaml_compiler.spec import WorkflowSpec
 from yaml_compiler.templating import evaluate, render_string, render_value
 
 SENTINEL_KEY = "maestro/sentinel"
-SKIPPED = {SENTINEL_KEY: "skipped"}  # a for_each step whose `when` was false
 EMPTY = {SENTINEL_KEY: "empty"}  # a for_each over an empty list: still collects, to []
 _TIMEOUT_GRACE_SECONDS = 3.0
+
+
+def skip_marker(reason: str) -> dict[str, str]:
+    """The `result` of a skipped step: JSON, so any IO manager stores it like an output."""
+    return {SENTINEL_KEY: "skipped", "reason": reason}
+
+
+def is_skipped(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SENTINEL_KEY) == "skipped"
 
 
 class StepConfigError(StepError):
@@ -47,8 +55,8 @@ class StepRuntime:
     step: PlannedStep
     plugin: Plugin
     workflow: WorkflowSpec
-    data_inputs: Mapping[str, str]  # Dagster input name -> upstream step id
-    emits_done: bool
+    data_inputs: Mapping[str, str]  # `from_<op>` input -> upstream step id (outputs read)
+    gate_inputs: Mapping[str, str]  # `needs_<op>` input -> depends_on step id (skip check)
     redact_secrets: tuple[str, ...] = field(default=())
 
     @property
@@ -312,7 +320,26 @@ def execute_step(
 
 
 def _upstream(runtime: StepRuntime, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    return {step_id: inputs[name] for name, step_id in runtime.data_inputs.items()}
+    """Outputs the templates read; a skipped upstream reads as None (with on_upstream_skip)."""
+    return {
+        step_id: None if is_skipped(inputs[name]) else inputs[name]
+        for name, step_id in runtime.data_inputs.items()
+    }
+
+
+def _skipped_upstream(runtime: StepRuntime, inputs: Mapping[str, Any]) -> str | None:
+    """The first upstream that was skipped, when this step must be skipped with it."""
+    if runtime.step.on_upstream_skip == "run":
+        return None
+    for name, step_id in (*runtime.gate_inputs.items(), *runtime.data_inputs.items()):
+        if is_skipped(inputs[name]):
+            return step_id
+    return None
+
+
+def _skipped(context: dg.OpExecutionContext, runtime: StepRuntime, reason: str) -> dg.Output:
+    context.log.info(f"skipping step {runtime.step.id!r}: {reason}")
+    return dg.Output(skip_marker(reason), "result", metadata={"skipped": reason})
 
 
 def _output_metadata(runtime: StepRuntime, context: dg.OpExecutionContext) -> dict[str, Any]:
@@ -329,11 +356,15 @@ def step_body(runtime: StepRuntime):
     def compute(context: dg.OpExecutionContext, inputs: Mapping[str, Any]) -> Iterator[Any]:
         if _stopped(context, runtime):
             return
+        skipped_by = _skipped_upstream(runtime, inputs)
+        if skipped_by is not None:
+            yield _skipped(context, runtime, f"upstream step {skipped_by!r} was skipped")
+            return
         ran, output = execute_step(context, runtime, _upstream(runtime, inputs))
         if ran:
             yield dg.Output(output, "result", metadata=_output_metadata(runtime, context))
-        if runtime.emits_done:
-            yield dg.Output(None, "done")
+        else:
+            yield _skipped(context, runtime, "when is false")
 
     return compute
 
@@ -344,16 +375,20 @@ def fanout_body(runtime: StepRuntime):
     def compute(context: dg.OpExecutionContext, inputs: Mapping[str, Any]) -> Iterator[Any]:
         if _stopped(context, runtime):
             return
+        skipped_by = _skipped_upstream(runtime, inputs)
+        reason = f"upstream step {skipped_by!r} was skipped" if skipped_by else None
         redact = Redactor(runtime.redact_secrets)
         try:
             scope = template_context(context, runtime, _upstream(runtime, inputs))
-            if not condition_holds(runtime, scope):
-                context.log.info(f"skipping step {runtime.step.id!r}: when is false")
-                yield dg.DynamicOutput(SKIPPED, mapping_key="skipped", output_name="items")
-                return
-            items = for_each_items(runtime, scope)
+            if reason is None and not condition_holds(runtime, scope):
+                reason = "when is false"
+            items = for_each_items(runtime, scope) if reason is None else []
         except Exception as exc:
             raise _failure(runtime, exc, redact) from None
+        if reason is not None:
+            context.log.info(f"skipping step {runtime.step.id!r}: {reason}")
+            yield dg.DynamicOutput(skip_marker(reason), mapping_key="skipped", output_name="items")
+            return
         context.log.info(f"step {runtime.step.id!r}: {len(items)} item(s)")
         if not items:
             yield dg.DynamicOutput(EMPTY, mapping_key="empty", output_name="items")
@@ -390,9 +425,9 @@ def collect_body(runtime: StepRuntime):
 
     def compute(context: dg.OpExecutionContext, inputs: Mapping[str, Any]) -> Iterator[Any]:
         results = inputs["results"]
-        if any(r.get(SENTINEL_KEY) == "skipped" for r in results):
-            if runtime.emits_done:
-                yield dg.Output(None, "done")
+        skipped = next((r for r in results if is_skipped(r)), None)
+        if skipped is not None:
+            yield dg.Output(skipped, "result", metadata={"skipped": skipped["reason"]})
             return
         ordered = sorted((r for r in results if SENTINEL_KEY not in r), key=lambda r: r["index"])
         yield dg.Output(
@@ -400,7 +435,5 @@ def collect_body(runtime: StepRuntime):
             "result",
             metadata={"step_id": runtime.step.id, "items": len(ordered)},
         )
-        if runtime.emits_done:
-            yield dg.Output(None, "done")
 
     return compute
