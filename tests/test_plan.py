@@ -776,3 +776,58 @@ def test_plan_to_dict_is_json_ready() -> None:
     assert json.loads(json.dumps(summary)) == summary
     assert [s["id"] for s in summary["steps"]] == ["s1", "s2", "p1", "p2", "p3", "t1", "t2", "z"]
     assert summary["stages"][1] == {"name": "par", "kind": "parallel", "steps": ["p1", "p2", "p3"]}
+
+
+def test_dict_method_names_read_as_the_data() -> None:
+    """`params.items` is the param, `steps.get.output` the step's output: not dict methods."""
+    compiled = compile_text(
+        _text(
+            """
+            name: x
+            params:
+              items: {type: list, default: [1, 2]}
+            steps:
+              - id: get
+                run: echo
+                with: {n: "{{ params.items | length }}"}
+              - id: use
+                run: echo
+                with: {got: "{{ steps.get.output.n }}", first: "{{ params.items[0] }}"}
+            """
+        ),
+        FILE,
+    )
+    with dg.instance_for_test() as instance:
+        result = compiled.job.execute_in_process(instance=instance)
+    assert result.output_for_node("use") == {"got": 2, "first": 1}
+
+
+def test_templates_in_a_literal_for_each_list_are_checked_and_wired() -> None:
+    with pytest.raises(WorkflowCompileError) as caught:
+        plan(
+            """
+            name: x
+            steps:
+              - id: fe
+                run: echo
+                for_each: ["{{ params.nope }}", "{{ steps.ghost.output }}"]
+            """
+        )
+    messages = [d.message for d in caught.value.diagnostics]
+    assert "unknown param 'nope'" in messages
+    assert "unknown step 'ghost'" in messages
+
+
+def test_exponential_backoff_without_a_delay_is_a_positioned_error() -> None:
+    with pytest.raises(WorkflowCompileError) as caught:
+        plan(
+            """
+            name: x
+            steps:
+              - run: echo
+                retry: {max_attempts: 3, exponential: true}
+            """
+        )
+    [diagnostic] = caught.value.diagnostics
+    assert diagnostic.path == "steps[0].retry"
+    assert "give a backoff delay too" in diagnostic.message

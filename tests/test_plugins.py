@@ -595,3 +595,12 @@ def test_plugins_import_on_their_own() -> None:
     assert (completed.returncode, completed.stdout) == (0, f"{len(BUILTIN_PLUGINS)}\n"), (
         completed.stderr
     )
+
+
+def test_header_values_written_as_numbers_are_sent_as_text() -> None:
+    from resources.plugins.http import HttpParams
+
+    params = HttpParams.model_validate(
+        {"url": "http://127.0.0.1:1/", "headers": {"X-Retries": 3, "X-Debug": True}}
+    )
+    assert params.headers == {"X-Retries": "3", "X-Debug": "true"}

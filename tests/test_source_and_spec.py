@@ -589,3 +589,20 @@ def test_unreadable_file_is_a_diagnostic(tmp_path: Path) -> None:
         "<root>",
     )
     assert "No such file or directory" in diagnostic.message
+
+
+def test_a_recursive_alias_is_a_diagnostic_not_a_crash() -> None:
+    with pytest.raises(WorkflowCompileError) as caught:
+        plan_text("name: x\nsteps:\n  - run: echo\n    with: &a {k: [*a]}\n", "w.yaml")
+    assert [str(d) for d in caught.value.diagnostics] == [
+        "w.yaml:4:11: steps[0].with.k[0]: an alias refers to itself"
+    ]
+
+
+def test_yaml_1_1_boolean_words_stay_names_when_used_as_keys() -> None:
+    plan = plan_text(
+        "name: x\nparams:\n  on: {default: push}\nsteps:\n  - run: echo\n"
+        "    with: {event: '{{ params.on }}'}\n",
+        "w.yaml",
+    )
+    assert list(plan.spec.params) == ["on"]

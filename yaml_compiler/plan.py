@@ -139,7 +139,12 @@ class WorkflowPlan:
             "environment": spec.environment,
             "on_failure": spec.on_failure,
             "timeout": _duration(spec.timeout),
-            "budget": spec.budget.model_dump(mode="json") if spec.budget else None,
+            "budget": {
+                "max_cost_usd": spec.budget.max_cost_usd,
+                "max_duration": _duration(spec.budget.max_duration),
+            }
+            if spec.budget
+            else None,
             "params": {
                 name: {**p.model_dump(mode="json"), "value": self.param_values.get(name)}
                 for name, p in spec.params.items()

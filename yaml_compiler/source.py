@@ -78,8 +78,16 @@ def _build(
     doc: SourceDocument,
     loader: yaml.SafeLoader,
     problems: list[Diagnostic],
+    ancestors: frozenset[int] = frozenset(),
 ) -> Any:
     doc.positions.setdefault(path, _mark(node))
+    if id(node) in ancestors:
+        line, col = _mark(node)
+        problems.append(
+            Diagnostic(doc.filename, line, col, format_path(path), "an alias refers to itself")
+        )
+        return None
+    ancestors = ancestors | {id(node)}
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         inherited: set[Any] = set()  # keys from `<<: *anchor`; the mapping's own keys override them
@@ -105,11 +113,11 @@ def _build(
             else:
                 inherited.add(key)
             doc.positions[child] = _mark(key_node)
-            result[key] = _build(value_node, child, doc, loader, problems)
+            result[key] = _build(value_node, child, doc, loader, problems, ancestors)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _build(item, (*path, index), doc, loader, problems)
+            _build(item, (*path, index), doc, loader, problems, ancestors)
             for index, item in enumerate(node.value)
         ]
     return _build_scalar(node, loader)

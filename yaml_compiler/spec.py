@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from resources.plugins.base import TextMap
 from yaml_compiler.durations import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -59,18 +60,7 @@ def _check_semver(value: str) -> str:
     return value
 
 
-def _tag_text(value: Any) -> Any:
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value) if isinstance(value, (int, float)) else value
-
-
-def _stringify_tags(value: Any) -> Any:
-    """Tags are strings in Dagster; YAML numbers and booleans are converted, not rejected."""
-    return {k: _tag_text(v) for k, v in value.items()} if isinstance(value, dict) else value
-
-
-Tags = Annotated[dict[str, str], BeforeValidator(_stringify_tags)]
+Tags = TextMap
 
 
 class _Model(BaseModel):

@@ -6,9 +6,26 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+
+def scalar_text(value: Any) -> Any:
+    """YAML numbers and booleans as the text a user meant (`true`, not `True`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, (int, float)) else value
+
+
+def _scalar_texts(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    return {key: scalar_text(item) for key, item in value.items()}
+
+
+TextMap = Annotated[dict[str, str], BeforeValidator(_scalar_texts)]
+"""Environment variables, headers, tags: `PORT: 8080` is text, not a type error."""
 
 
 class PluginParams(BaseModel):

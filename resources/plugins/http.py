@@ -7,13 +7,20 @@ from typing import Any, Literal
 import httpx
 from pydantic import ConfigDict, Field, model_validator
 
-from resources.plugins.base import Plugin, PluginParams, StepContext, StepError, StepTimeoutError
+from resources.plugins.base import (
+    Plugin,
+    PluginParams,
+    StepContext,
+    StepError,
+    StepTimeoutError,
+    TextMap,
+)
 
 
 class HttpParams(PluginParams):
     url: str
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: TextMap = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict, description="Query string parameters.")
     json_body: Any = Field(None, alias="json")
     data: str | dict[str, Any] | None = None

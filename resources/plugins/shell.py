@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from resources.plugins.base import (
     Plugin,
@@ -26,6 +26,7 @@ from resources.plugins.base import (
     StepContext,
     StepError,
     StepTimeoutError,
+    TextMap,
 )
 
 _TEMPLATE_SPAN = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
@@ -36,17 +37,9 @@ _KILL_GRACE_SECONDS = 2.0
 class ShellParams(PluginParams):
     command: str | list[str] = Field(description="argv list, or a string split with shlex.")
     shell: bool = Field(False, description="Run the string through /bin/sh -c.")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    env: TextMap = Field(default_factory=dict, description="Extra environment variables.")
     cwd: str | None = None
     tail_lines: int = Field(40, ge=0, le=10_000, description="Lines of stdout/stderr kept.")
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env_as_text(cls, value: Any) -> Any:
-        """`PORT: 8080`, or a template rendering an integer param, is an env value, not an error."""
-        if not isinstance(value, dict):
-            return value
-        return {key: _env_text(item) for key, item in value.items()}
 
     @model_validator(mode="after")
     def _shape(self) -> ShellParams:
@@ -55,12 +48,6 @@ class ShellParams(PluginParams):
         if not self.command:
             raise ValueError("command is empty")
         return self
-
-
-def _env_text(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value) if isinstance(value, (int, float)) else value
 
 
 def split_command(command: str) -> list[str]:
