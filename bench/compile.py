@@ -172,7 +172,7 @@ def edge_set(job: dg.JobDefinition) -> set[tuple[str, str, str, str, str]]:
 
 def clear_template_caches() -> None:
     """A code server compiles each file once: do not let lru caches of earlier repeats help."""
-    templating.analyse_template.cache_clear()
+    templating._analyse.cache_clear()
     templating._compiled_template.cache_clear()
     templating._compiled_expression.cache_clear()
 

@@ -41,6 +41,10 @@ _RESULT = {
         description="The step's output; a skip marker when the step was skipped.",
     )
 }
+_WAIT_INPUT = dg.In(dg.Nothing)
+_VALUE_INPUT = dg.In(dg.Any)
+_PARAMS_CONFIG = {"params": dg.Field(dg.Permissive(), is_required=False, default_value={})}
+"""Each op receives the run's params through the job's ConfigMapping (see build_job)."""
 _JITTER = {True: dg.Jitter.PLUS_MINUS, "plus_minus": dg.Jitter.PLUS_MINUS, "full": dg.Jitter.FULL}
 
 
@@ -166,7 +170,7 @@ class _GraphBuilder:
         if not step.uses_params:
             return None
         self.params_ops.append(op_name)
-        return {"params": dg.Field(dg.Permissive(), is_required=False, default_value={})}
+        return _PARAMS_CONFIG
 
     def add(self, step: PlannedStep) -> None:
         edges = self._edges_in(step)
@@ -230,7 +234,7 @@ class _GraphBuilder:
         outs: Mapping[str, dg.Out],
         **kwargs: Any,
     ) -> None:
-        ins = {n: dg.In(dg.Nothing) if _is_order_input(n) else dg.In(dg.Any) for n in deps}
+        ins = {n: _WAIT_INPUT if _is_order_input(n) else _VALUE_INPUT for n in deps}
         self.node_defs.append(
             dg.OpDefinition(compute_fn=compute, name=name, ins=ins, outs=dict(outs), **kwargs)
         )

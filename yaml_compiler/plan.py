@@ -99,6 +99,7 @@ class PlannedStep:
     secrets: tuple[str, ...]
     line: int
     reads_run_start: bool = False
+    has_independent_peers: bool = True  # see _steps_with_independent_peers
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -289,7 +290,10 @@ def plan_workflow(
         order = _topological_order(drafts, doc, problems)
     if problems:
         raise WorkflowCompileError(problems)
-    planned = tuple(_planned(drafts[i], spec, doc.position(drafts[i].path)[0]) for i in order)
+    with_peers = _steps_with_independent_peers(drafts, order)
+    planned = tuple(
+        _planned(drafts[i], spec, doc.position(drafts[i].path)[0], i in with_peers) for i in order
+    )
     return WorkflowPlan(
         spec=spec,
         source_file=doc.filename,
@@ -623,7 +627,31 @@ def _find_cycle(upstream: Mapping[int, list[int]]) -> list[int]:
     return [*cycle, cycle[0]]
 
 
-def _planned(draft: _Draft, spec: WorkflowSpec, line: int) -> PlannedStep:
+def _steps_with_independent_peers(drafts: list[_Draft], order: list[int]) -> set[int]:
+    """Steps that some other step is neither before nor after: one that may fail first.
+
+    Only these need the run-time `on_failure: stop` check; for the others, any earlier
+    failure is upstream of them and Dagster already skips them.
+    """
+    index_of = {d.id: d.index for d in drafts}
+    upstream = {d.index: [index_of[u] for u in _edges(d)] for d in drafts}
+    before: dict[int, int] = {}  # bit sets of step indexes
+    for node in order:
+        mask = 0
+        for up in upstream[node]:
+            mask |= before[up] | (1 << up)
+        before[node] = mask
+    after: dict[int, int] = dict.fromkeys(order, 0)
+    for node in reversed(order):
+        for up in upstream[node]:
+            after[up] |= after[node] | (1 << node)
+    everyone = (1 << len(drafts)) - 1
+    return {n for n in order if before[n] | after[n] | (1 << n) != everyone}
+
+
+def _planned(
+    draft: _Draft, spec: WorkflowSpec, line: int, has_independent_peers: bool
+) -> PlannedStep:
     step = draft.spec
     defaults = spec.defaults
     plugin = draft.plugin
@@ -658,4 +686,5 @@ def _planned(draft: _Draft, spec: WorkflowSpec, line: int) -> PlannedStep:
         secrets=tuple(sorted(draft.refs.secrets)),
         line=line,
         reads_run_start="started_at" in draft.refs.run_fields,
+        has_independent_peers=has_independent_peers,
     )

@@ -17,13 +17,13 @@ from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema
 
 from resources.plugins import Plugin, PluginRegistry, default_registry
+from resources.plugins.base import scalar_texts
 from yaml_compiler.durations import parse_duration
 from yaml_compiler.spec import (
     SEMVER,
     WorkflowSpec,
     _as_list,
     _schedule_list,
-    _stringify_tags,
 )
 
 Schema = dict[str, Any]
@@ -50,7 +50,7 @@ _ANNOTATIONS = frozenset({"title", "description", "default", "examples", "deprec
 _FIELD_SHORTHANDS: dict[Callable[..., Any], Callable[[Schema], Schema]] = {
     parse_duration: lambda _stored: dict(DURATION),
     _as_list: lambda stored: {"anyOf": [{"type": "string"}, stored]},
-    _stringify_tags: lambda stored: {
+    scalar_texts: lambda stored: {
         **stored,
         "additionalProperties": {"type": ["string", "number", "boolean"]},
     },

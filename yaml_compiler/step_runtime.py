@@ -109,7 +109,11 @@ def run_has_failed(context: dg.OpExecutionContext) -> bool:
 
 
 def _stopped(context: dg.OpExecutionContext, runtime: StepRuntime) -> bool:
-    if runtime.workflow.on_failure == "stop" and run_has_failed(context):
+    if (
+        runtime.workflow.on_failure == "stop"
+        and runtime.step.has_independent_peers
+        and run_has_failed(context)
+    ):
         context.log.info(
             f"not starting step {runtime.step.id!r}: an earlier step failed (on_failure: stop)"
         )
@@ -303,12 +307,8 @@ def execute_step(
             deadline=_deadline(context, runtime),
             redact=redact,
         )
-        started = time.perf_counter()
         output = call_plugin(runtime.plugin, params, step_context)
         _check_json(output, runtime.step.id)
-        context.log.debug(
-            f"step {runtime.step.id!r} finished in {time.perf_counter() - started:.3f}s"
-        )
         return True, output
     except dg.Failure:
         raise

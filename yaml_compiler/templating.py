@@ -20,6 +20,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 SCOPES = ("params", "run", "steps", "secrets", "item", "item_index")
 RUN_FIELDS = ("id", "workflow", "tenant", "environment", "started_at")
+_EXPRESSION_SPAN = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _EXPRESSION_ONLY = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.DOTALL)
 
 
@@ -77,9 +78,25 @@ class References:
         self.problems.extend(other.problems)
 
 
-@functools.lru_cache(maxsize=4096)
 def analyse_template(source: str, *, expression: bool = False) -> References:
-    """Parse a template and list what it reads; syntax errors land in `problems`."""
+    """List what a template reads; syntax errors land in `problems`.
+
+    Templates mostly differ in their literal text, so a plain `... {{ expr }} ...` template is
+    analysed expression by expression through the cache; anything else is parsed whole.
+    """
+    if not expression and "{%" not in source and "{#" not in source:
+        spans = _EXPRESSION_SPAN.findall(source)
+        if spans and "{{" not in _EXPRESSION_SPAN.sub("", source):
+            refs = References()
+            for span in spans:
+                refs.merge(_analyse(span.strip(), expression=True))
+            if not any(p.startswith("template syntax error") for p in refs.problems):
+                return refs
+    return _analyse(source, expression=expression)
+
+
+@functools.lru_cache(maxsize=4096)
+def _analyse(source: str, *, expression: bool) -> References:
     refs = References()
     text = f"{{{{ {source} }}}}" if expression else source
     try:

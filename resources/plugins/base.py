@@ -18,13 +18,13 @@ def scalar_text(value: Any) -> Any:
     return str(value) if isinstance(value, (int, float)) else value
 
 
-def _scalar_texts(value: Any) -> Any:
+def scalar_texts(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
     return {key: scalar_text(item) for key, item in value.items()}
 
 
-TextMap = Annotated[dict[str, str], BeforeValidator(_scalar_texts)]
+TextMap = Annotated[dict[str, str], BeforeValidator(scalar_texts)]
 """Environment variables, headers, tags: `PORT: 8080` is text, not a type error."""
 
 

@@ -14,9 +14,7 @@ class EchoParams(BaseModel):
 
 
 def run_echo(params: EchoParams, ctx: StepContext) -> dict[str, Any]:
-    values = params.model_dump()
-    ctx.log.info(ctx.redact(f"echo {values}"))
-    return values
+    return params.model_dump()
 
 
 ECHO = Plugin(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import httpx
 from pydantic import ConfigDict, Field, model_validator
 
 from resources.plugins.base import (
@@ -49,6 +48,8 @@ class HttpParams(PluginParams):
 
 
 def run_http(params: HttpParams, ctx: StepContext) -> dict[str, Any]:
+    import httpx  # here, not at the top: it pulls in rich and pygments, slowing the code location
+
     remaining = ctx.remaining()
     timeout = min(params.timeout, remaining) if remaining is not None else params.timeout
     ctx.log.info(ctx.redact(f"{params.method} {params.url}"))
