@@ -831,3 +831,31 @@ def test_exponential_backoff_without_a_delay_is_a_positioned_error() -> None:
     [diagnostic] = caught.value.diagnostics
     assert diagnostic.path == "steps[0].retry"
     assert "give a backoff delay too" in diagnostic.message
+
+
+def test_only_steps_with_independent_peers_check_for_earlier_failures() -> None:
+    """In a chain every earlier failure is upstream (Dagster skips); siblings need the check."""
+    built = plan(
+        """
+        name: x
+        stages:
+          - name: one
+            steps:
+              - {id: a, run: echo}
+              - {id: b, run: echo}
+          - name: two
+            parallel:
+              - {id: c, run: echo}
+              - {id: d, run: echo}
+          - name: three
+            steps:
+              - {id: e, run: echo}
+        """
+    )
+    assert {s.id: s.has_independent_peers for s in built.steps} == {
+        "a": False,
+        "b": False,
+        "c": True,
+        "d": True,
+        "e": False,
+    }
