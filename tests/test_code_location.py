@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -183,3 +184,38 @@ def test_dagster_job_execute_runs_a_workflow_with_the_multiprocess_executor(
             ).records
         }
     assert {"python_version", "workdir", "summary", "greet_teams[2]"} <= started
+
+
+def test_a_launched_run_is_queued_then_run_by_the_daemon(tmp_path: Path) -> None:
+    """The UI's path: `dagster job launch` queues the run; the daemon dequeues and runs it."""
+    env = _env(tmp_path)
+    launch = subprocess.run(
+        [DAGSTER, "job", "launch", "-w", "workspace.yaml", "-j", "maestro_demo"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert launch.returncode == 0, launch.stderr[-3000:]
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            [run] = instance.get_runs()
+            assert run.status == dg.DagsterRunStatus.QUEUED or run.status.value.startswith("START")
+            deadline = time.monotonic() + 150
+            while time.monotonic() < deadline:
+                run = instance.get_run_by_id(run.run_id)
+                if run is not None and run.is_finished:
+                    break
+                time.sleep(1)
+            assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
