@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,9 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import pytest
+import yaml
 
 from maestro_defs.workflows import build_definitions, compile_workflows, workflow_files
 from tests.conftest import PROJECT_ROOT
@@ -219,3 +222,59 @@ def test_a_launched_run_is_queued_then_run_by_the_daemon(tmp_path: Path) -> None
     finally:
         daemon.terminate()
         daemon.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_web_ui_serves_the_job_and_its_launchpad_params(tmp_path: Path) -> None:
+    """Ask the real webserver's GraphQL API what the UI shows: the job, its ops, its params."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("dagster-webserver")),
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=PROJECT_ROOT,
+        env=_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    selector = (
+        '{pipelineName: "maestro_demo", repositoryName: "__repository__", '
+        'repositoryLocationName: "maestro"}'
+    )
+    query = (
+        f"{{ pipelineOrError(params: {selector}) {{ ... on Pipeline {{ solids {{ name }} }} }} "
+        f"runConfigSchemaOrError(selector: {selector}) "
+        "{ ... on RunConfigSchema { rootDefaultYaml } } }"
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                answer = httpx.post(
+                    f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=10
+                ).json()["data"]
+                if answer["pipelineOrError"].get("solids"):
+                    break
+            except (httpx.HTTPError, KeyError, TypeError):
+                pass
+            assert time.monotonic() < deadline, "the webserver did not serve the job in time"
+            time.sleep(1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    ops = {solid["name"] for solid in answer["pipelineOrError"]["solids"]}
+    assert {"python_version", "workdir", "greet_teams__items", "greet_teams", "summary"} <= ops
+    assert yaml.safe_load(answer["runConfigSchemaOrError"]["rootDefaultYaml"]) == {
+        "params": {"shout": False, "teams": ["platform", "data", "ml"]}
+    }
