@@ -692,6 +692,24 @@ def test_workflow_timeout_bounds_every_step(run_yaml: Runner) -> None:
     assert failure(result, "slow")[1]["error_kind"] == "timeout"
 
 
+def test_budget_max_duration_bounds_the_run_like_timeout(run_yaml: Runner) -> None:
+    started = time.monotonic()
+    result = run_yaml(
+        """
+        name: budgeted
+        timeout: 1h
+        budget: {max_duration: 500ms}
+        steps:
+          - id: slow
+            run: shell
+            with: {command: "sleep 5"}
+        """
+    )
+    assert time.monotonic() - started < 5
+    assert failure(result, "slow")[1]["error_kind"] == "timeout"
+    assert result.dagster_run.tags["dagster/max_runtime"] == "0.5"
+
+
 # ---------------------------------------------------------------- failure policies
 
 

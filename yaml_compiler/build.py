@@ -114,8 +114,8 @@ def job_tags(plan: WorkflowPlan) -> dict[str, str]:
         "maestro/environment": spec.environment,
         "maestro/on_failure": spec.on_failure,
     }
-    if spec.timeout is not None:
-        tags["dagster/max_runtime"] = f"{spec.timeout:g}"
+    if spec.run_time_limit is not None:
+        tags["dagster/max_runtime"] = f"{spec.run_time_limit:g}"
     if spec.budget is not None and spec.budget.max_cost_usd is not None:
         tags["maestro/budget_usd"] = f"{spec.budget.max_cost_usd:g}"
     return {**tags, **spec.tags}

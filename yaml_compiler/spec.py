@@ -304,6 +304,13 @@ class WorkflowSpec(_Model):
             data = {**data, "version": str(data["version"])}
         return _millis_alias(data, "global_timeout_ms", "timeout")
 
+    @property
+    def run_time_limit(self) -> float | None:
+        """Seconds a whole run may take: the tighter of `timeout` and `budget.max_duration`."""
+        limits = [self.timeout, self.budget.max_duration if self.budget else None]
+        known = [limit for limit in limits if limit is not None]
+        return min(known) if known else None
+
     @model_validator(mode="after")
     def _one_layout(self) -> WorkflowSpec:
         if (self.stages is None) == (self.steps is None):

@@ -215,12 +215,12 @@ def _deadline(context: dg.OpExecutionContext, runtime: StepRuntime) -> float | N
     limits = []
     if runtime.step.timeout is not None:
         limits.append(runtime.step.timeout)
-    run_timeout = runtime.workflow.timeout
+    run_timeout = runtime.workflow.run_time_limit
     if run_timeout is not None:
         elapsed = (datetime.now(UTC) - _run_started_at(context)).total_seconds()
         left = run_timeout - elapsed
         if left <= 0:
-            raise StepTimeoutError(f"the workflow's timeout of {run_timeout:g}s has passed")
+            raise StepTimeoutError(f"the workflow's time limit of {run_timeout:g}s has passed")
         limits.append(left)
     return time.monotonic() + min(limits) if limits else None
 
