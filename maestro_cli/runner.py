@@ -156,6 +156,6 @@ def summary_lines(outcome: RunOutcome, home: Path, workflow_file: Path) -> list[
         lines += [f"  {step}: {message}" for step, message in outcome.progress.failures.items()]
     lines.append(
         f"see the run in the Dagster UI: DAGSTER_HOME={home} dagster dev -w workspace.yaml "
-        "(Runs tab; the job itself is listed when its file is in the workflows folder)"
+        "(`make dev` in the repository; the job is listed when its file is in workflows/)"
     )
     return lines
