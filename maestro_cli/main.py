@@ -160,7 +160,7 @@ def run(file: Path, params: tuple[str, ...], verbose: bool) -> None:
     missing = param_value_problems(workflow.spec.params, workflow.param_values)
     if missing:
         _fail(f"error: --param: {problem}" for problem in missing)
-    job = build_job(workflow)
+    job = build_job(workflow, console_log_level=None if verbose else "CRITICAL")
     home = runner.instance_home()
     click.echo(
         f"running workflow {workflow.spec.name} (Dagster job {workflow.job_name}, "
@@ -169,9 +169,7 @@ def run(file: Path, params: tuple[str, ...], verbose: bool) -> None:
     tags = {"maestro/launched_by": "maestro-cli", "maestro/source_file": str(file.resolve())}
     with dg.DagsterInstance.from_config(str(home)) as instance:
         try:
-            outcome = runner.execute(
-                workflow, job if verbose else runner.quiet_job(job), instance, sys.stdout, tags
-            )
+            outcome = runner.execute(workflow, job, instance, sys.stdout, tags)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

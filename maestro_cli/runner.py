@@ -21,7 +21,6 @@ from yaml_compiler.plan import WorkflowPlan
 
 DEFAULT_HOME = ".dagster_home"
 DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
-_QUIET_LOGGERS = {"console": {"config": {"log_level": "CRITICAL"}}}
 
 
 def instance_home(environ: Mapping[str, str] = os.environ, cwd: Path | None = None) -> Path:
@@ -40,40 +39,6 @@ def instance_home(environ: Mapping[str, str] = os.environ, cwd: Path | None = No
     if not config.exists():
         config.write_text(DEFAULT_INSTANCE_YAML, encoding="utf-8")
     return home
-
-
-def quiet_job(job: dg.JobDefinition) -> dg.JobDefinition:
-    """The same job with Dagster's console logger at CRITICAL.
-
-    Logger config is run config, and a job with a ConfigMapping only accepts the mapping's
-    schema, so the `loggers` section is added by wrapping the mapping. Events still reach the
-    instance's event log (and the UI) at every level: only the console output changes.
-    """
-    inner = job.config_mapping
-
-    def to_run_config(outer: Mapping[str, Any]) -> dict[str, Any]:
-        mapped = dict(inner.config_fn(outer)) if inner is not None else {}
-        return {**mapped, "loggers": _QUIET_LOGGERS}
-
-    mapping = dg.ConfigMapping(
-        config_fn=to_run_config,
-        config_schema=inner.config_schema if inner is not None else {},
-        receive_processed_config_values=inner.receive_processed_config_values if inner else None,
-    )
-    return job.graph.to_job(
-        name=job.name,
-        description=job.description,
-        tags=job.tags,
-        metadata=job.metadata,
-        config=mapping,
-        resource_defs=dict(job.resource_defs),
-        hooks=set(job.hook_defs),
-        executor_def=job.executor_def,
-        op_retry_policy=job.op_retry_policy,
-        partitions_def=job.partitions_def,
-        run_tags=job.run_tags,
-        owners=job.owners,
-    )
 
 
 def run_config_for(plan: WorkflowPlan) -> dict[str, Any]:

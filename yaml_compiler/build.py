@@ -242,8 +242,46 @@ class _GraphBuilder:
             self.deps[name] = dict(deps)
 
 
-def build_job(plan: WorkflowPlan, registry: PluginRegistry | None = None) -> dg.JobDefinition:
-    """One Dagster job for one workflow plan."""
+def _run_config_mapping(
+    plan: WorkflowPlan, params_ops: tuple[str, ...], console_log_level: str | None
+) -> dg.ConfigMapping | None:
+    """Run config as users write it, `{"params": {...}}`, mapped onto every op that reads it."""
+    params = plan.spec.params
+    if not params and console_log_level is None:
+        return None
+    defaults = {name: p.default for name, p in params.items() if not p.required}
+    loggers = {"console": {"config": {"log_level": console_log_level}}}
+
+    def to_run_config(outer: Mapping[str, Any]) -> dict[str, Any]:
+        # Dagster does not fill nested defaults when `params` is left out entirely.
+        values = {**defaults, **(outer.get("params") or {})}
+        run_config: dict[str, Any] = {
+            "ops": {op: {"config": {"params": values}} for op in params_ops}
+        }
+        return {**run_config, "loggers": loggers} if console_log_level else run_config
+
+    schema: dict[str, dg.Field] = {}
+    if params:
+        required = any(p.required for p in params.values())
+        schema["params"] = (
+            dg.Field(params_config_schema(plan), is_required=True)
+            if required
+            else dg.Field(params_config_schema(plan), is_required=False, default_value=defaults)
+        )
+    return dg.ConfigMapping(config_schema=schema, config_fn=to_run_config)
+
+
+def build_job(
+    plan: WorkflowPlan,
+    registry: PluginRegistry | None = None,
+    *,
+    console_log_level: str | None = None,
+) -> dg.JobDefinition:
+    """One Dagster job for one workflow plan.
+
+    `console_log_level` sets Dagster's console logger for runs of this job (the `maestro` CLI
+    turns it down to print its own progress); events reach the event log at every level.
+    """
     builder = _GraphBuilder(plan, registry or default_registry())
     for step in plan.steps:
         builder.add(step)
@@ -254,27 +292,10 @@ def build_job(plan: WorkflowPlan, registry: PluginRegistry | None = None) -> dg.
         dependencies=builder.deps,
         description=spec.description or f"Maestro workflow {spec.name} {spec.version}",
     )
-    config = None
-    if spec.params:
-        params_ops = tuple(builder.params_ops)
-        defaults = {name: p.default for name, p in spec.params.items() if not p.required}
-
-        def to_op_config(outer: Mapping[str, Any]) -> dict[str, Any]:
-            # Dagster does not fill nested defaults when `params` is left out entirely.
-            values = {**defaults, **(outer.get("params") or {})}
-            return {"ops": {op: {"config": {"params": values}} for op in params_ops}}
-
-        required = any(p.required for p in spec.params.values())
-        params_field = (
-            dg.Field(params_config_schema(plan), is_required=True)
-            if required
-            else dg.Field(params_config_schema(plan), is_required=False, default_value=defaults)
-        )
-        config = dg.ConfigMapping(config_schema={"params": params_field}, config_fn=to_op_config)
     return graph.to_job(
         name=plan.job_name,
         tags=job_tags(plan),
-        config=config,
+        config=_run_config_mapping(plan, tuple(builder.params_ops), console_log_level),
         description=graph.description,
         metadata={"maestro/source": dg.MetadataValue.path(plan.source_file)},
     )
