@@ -65,5 +65,8 @@ def init_project(
     if target.exists() and not force:
         raise ScaffoldError(f"{target} already exists (use --force to overwrite it)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(template.text, encoding="utf-8")
+    # Write beside the target, then rename: an interrupted init leaves no half-written file.
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(template.text, encoding="utf-8")
+    partial.replace(target)
     return target
