@@ -96,7 +96,11 @@ def validate(files: tuple[Path, ...]) -> None:
     FILES may be folders: their *.yaml and *.yml files are checked. Errors print as
     `file:line:col: field.path: message`, all of them at once; the exit code is 1 if any.
     """
-    problems: list[Diagnostic] = []
+    problems = [
+        Diagnostic(str(folder), 1, 1, "<root>", "no workflow files (*.yaml, *.yml) in this folder")
+        for folder in files
+        if folder.is_dir() and not expand_files([folder])
+    ]
     for path in expand_files(files):
         ok, diagnostics = check_file(path)
         if ok:

@@ -127,9 +127,10 @@ class RunProgress:
 
     def _on_success(self, part: StepPart, event: dg.DagsterEvent) -> str:
         key = event.step_key or ""
-        if part.is_exit and (key not in self._produced or key in self._skip_reasons):
+        if key in self._skip_reasons or (part.is_exit and key not in self._produced):
             # A skip marker (`when`, skipped upstream), or no result at all (on_failure: stop).
-            self._settle(part.step_id, "skipped")
+            if part.is_exit:
+                self._settle(part.step_id, "skipped")
             reason = self._skip_reasons.get(key, "not started: an earlier step failed")
             return self._line("skipped", part.label, f" ({reason})")
         if part.is_exit:

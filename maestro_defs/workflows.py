@@ -40,26 +40,33 @@ def compile_workflows(files: Iterable[Path]) -> list[CompiledWorkflow]:
     """Compile every file; collect every problem of every file before raising."""
     compiled: list[CompiledWorkflow] = []
     problems: list[Diagnostic] = []
-    job_files: dict[str, str] = {}
+    job_files: dict[str, str] = {}  # Dagster name -> the file that defines it
+    schedule_files: dict[str, str] = {}
     for path in files:
         try:
             workflow = compile_file(path)
         except WorkflowCompileError as exc:
             problems.extend(exc.diagnostics)
             continue
-        job = workflow.plan.job_name
-        if job in job_files:
+        clashes = [
+            (kind, name, owners[name])
+            for kind, names, owners in (
+                ("workflow job", [workflow.plan.job_name], job_files),
+                ("schedule", [s.name for s in workflow.schedules], schedule_files),
+            )
+            for name in names
+            if name in owners
+        ]
+        for kind, name, owner in clashes:
             problems.append(
                 Diagnostic(
-                    str(path),
-                    1,
-                    1,
-                    "name",
-                    f"workflow job {job!r} is already defined by {job_files[job]}",
+                    str(path), 1, 1, "name", f"{kind} {name!r} is already defined by {owner}"
                 )
             )
+        if clashes:
             continue
-        job_files[job] = str(path)
+        job_files[workflow.plan.job_name] = str(path)
+        schedule_files.update({s.name: str(path) for s in workflow.schedules})
         compiled.append(workflow)
     if problems:
         raise WorkflowCompileError(problems)

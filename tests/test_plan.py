@@ -246,7 +246,7 @@ def test_shell_unknown_param_and_unsplittable_command() -> None:
     ) == [
         "wf.yaml:4:5: steps[0].with.command: field required",
         "wf.yaml:5:7: steps[0].with.comand: unknown field",
-        "wf.yaml:7:5: steps[1].with: command: cannot split into arguments: No closing quotation",
+        "wf.yaml:8:7: steps[1].with.command: cannot split into arguments: No closing quotation",
     ]
 
 
@@ -377,7 +377,7 @@ def test_two_step_cycle() -> None:
             run: echo
             depends_on: [a]
         """
-    ) == ["wf.yaml:8:5: steps[1].depends_on: dependency cycle: b -> a -> b"]
+    ) == ["wf.yaml:5:18: steps[0].depends_on[0]: dependency cycle: b -> a -> b"]
 
 
 def test_cycle_names_every_member_and_not_the_bystanders() -> None:
@@ -400,7 +400,7 @@ def test_cycle_names_every_member_and_not_the_bystanders() -> None:
             run: echo
             depends_on: [c]
         """
-    ) == ["wf.yaml:10:5: steps[2].depends_on: dependency cycle: b -> c -> a -> b"]
+    ) == ["wf.yaml:13:18: steps[3].depends_on[0]: dependency cycle: b -> c -> a -> b"]
 
 
 def test_cycle_through_a_data_reference() -> None:
@@ -415,7 +415,7 @@ def test_cycle_through_a_data_reference() -> None:
             run: echo
             depends_on: [a]
         """
-    ) == ["wf.yaml:8:5: steps[1].depends_on: dependency cycle: b -> a -> b"]
+    ) == ["wf.yaml:5:12: steps[0].with.v: dependency cycle: b -> a -> b"]
 
 
 def test_cycle_against_stage_order() -> None:
@@ -434,7 +434,7 @@ def test_cycle_against_stage_order() -> None:
               - id: late
                 run: echo
         """
-    ) == ["wf.yaml:10:9: stages[1].steps[0].depends_on: dependency cycle: late -> early -> late"]
+    ) == ["wf.yaml:7:16: stages[0].steps[0].with.v: dependency cycle: late -> early -> late"]
 
 
 # ---------------------------------------------------------------- templates

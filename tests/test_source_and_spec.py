@@ -328,7 +328,7 @@ def test_bad_duration() -> None:
 
 def test_negative_duration() -> None:
     assert errors("name: x\nsteps:\n  - run: echo\n    timeout: -1\n") == [
-        "wf.yaml:4:5: steps[0].timeout: a duration cannot be negative"
+        "wf.yaml:4:5: steps[0].timeout: a duration is a finite number of seconds, zero or more"
     ]
 
 

@@ -16,7 +16,7 @@ import dagster as dg
 from dagster._core.definitions.dependency import DynamicCollectDependencyDefinition
 
 from resources.plugins import PluginRegistry, default_registry
-from yaml_compiler.plan import PlannedStep, WorkflowPlan, op_name_for
+from yaml_compiler.plan import PlannedStep, WorkflowPlan, op_name_for, schedule_names
 from yaml_compiler.spec import ParamSpec, RetrySpec
 from yaml_compiler.step_runtime import (
     StepRuntime,
@@ -303,11 +303,7 @@ def build_job(
 
 def build_schedules(plan: WorkflowPlan, job: dg.JobDefinition) -> list[dg.ScheduleDefinition]:
     schedules = []
-    many = len(plan.spec.schedule) > 1
-    for index, schedule in enumerate(plan.spec.schedule):
-        name = schedule.name or (
-            f"{plan.job_name}_schedule_{index}" if many else f"{plan.job_name}_schedule"
-        )
+    for schedule, name in zip(plan.spec.schedule, schedule_names(plan.spec), strict=True):
         schedules.append(
             dg.ScheduleDefinition(
                 name=name,

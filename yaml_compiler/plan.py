@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import difflib
 import heapq
+import itertools
 import re
 import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dagster._core.definitions.utils import is_valid_name  # pinned with dagster
 from pydantic import ValidationError
 
 from resources.plugins import Plugin, PluginRegistry, default_registry
+from resources.plugins.base import PrepareError
 from yaml_compiler.diagnostics import Diagnostic, FieldPath, WorkflowCompileError
 from yaml_compiler.durations import format_duration
 from yaml_compiler.source import SourceDocument
@@ -37,36 +40,27 @@ from yaml_compiler.templating import (
     is_template,
 )
 
-# Dagster rejects these as node names (dagster._core.definitions.utils.DISALLOWED_NAMES).
-_RESERVED_OP_NAMES = frozenset(
-    {
-        "context",
-        "conf",
-        "config",
-        "meta",
-        "arg_dict",
-        "dict",
-        "input_arg_dict",
-        "output_arg_dict",
-        "int",
-        "str",
-        "float",
-        "bool",
-        "input",
-        "output",
-        "type",
-    }
-)
-
 
 def op_name_for(step_id: str) -> str:
-    """Dagster names allow `[A-Za-z0-9_]`; the original id stays in tags and descriptions."""
+    """Dagster names allow `[A-Za-z0-9_]` and no Python keyword or Dagster reserved word;
+    the original id stays in tags and descriptions."""
     name = re.sub(r"[^A-Za-z0-9_]", "_", step_id)
-    return f"{name}_step" if name in _RESERVED_OP_NAMES else name
+    return name if is_valid_name(name) else f"{name}_step"
 
 
 def job_name_for(workflow_name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", workflow_name)
+    name = re.sub(r"[^A-Za-z0-9_]", "_", workflow_name)
+    return name if is_valid_name(name) else f"{name}_job"
+
+
+def schedule_names(spec: WorkflowSpec) -> list[str]:
+    """The Dagster name of each schedule: its own, or `<job>_schedule[_<i>]`."""
+    job = job_name_for(spec.name)
+    many = len(spec.schedule) > 1
+    return [
+        s.name or (f"{job}_schedule_{i}" if many else f"{job}_schedule")
+        for i, s in enumerate(spec.schedule)
+    ]
 
 
 @dataclass(frozen=True)
@@ -265,6 +259,13 @@ class _Draft:
     params: dict[str, Any] = field(default_factory=dict)
     after: list[str] = field(default_factory=list)
     refs: References = field(default_factory=References)
+    read_at: dict[str, FieldPath] = field(default_factory=dict)  # step id -> first template
+
+    def edge_origin(self, upstream: str) -> FieldPath | None:
+        """Where the file says this step comes after `upstream` (None: stage order)."""
+        if upstream in self.spec.depends_on:
+            return (*self.path, "depends_on", self.spec.depends_on.index(upstream))
+        return self.read_at.get(upstream)
 
 
 def plan_workflow(
@@ -401,8 +402,8 @@ def _validated_params(
     if plugin.prepare is not None:
         try:
             raw = plugin.prepare(raw)
-        except ValueError as exc:
-            problems.append(doc.diagnostic(path, str(exc)))
+        except PrepareError as exc:
+            problems.append(doc.diagnostic((*path, exc.field), str(exc)))
             return raw
     try:
         plugin.params_model.model_validate(raw)
@@ -497,6 +498,8 @@ def _check_templates(
             problems.append(
                 doc.diagnostic(path, f"{field_name} is evaluated once per step: it cannot use item")
             )
+        for name in refs.steps:
+            draft.read_at.setdefault(name, path)
         draft.refs.merge(refs)
     draft.refs.steps = {s for s in draft.refs.steps if s in by_id and s != draft.id}
 
@@ -532,12 +535,16 @@ def _check_compensation(
 def _check_schedules(spec: WorkflowSpec, doc: SourceDocument, problems: list[Diagnostic]) -> None:
     from dagster._utils.schedules import is_valid_cron_string
 
-    for index, schedule in enumerate(spec.schedule):
+    seen: set[str] = set()
+    for index, (schedule, name) in enumerate(zip(spec.schedule, schedule_names(spec), strict=True)):
         path: FieldPath = (
             ("schedule", index)
             if "schedule" in doc.value and isinstance(doc.value["schedule"], list)
             else ("schedule",)
         )
+        if name in seen:
+            problems.append(doc.diagnostic((*path, "name"), f"duplicate schedule name {name!r}"))
+        seen.add(name)
         if not is_valid_cron_string(schedule.cron):
             problems.append(doc.diagnostic(path, f"invalid cron string {schedule.cron!r}"))
         if schedule.timezone:
@@ -558,6 +565,8 @@ def param_value_problems(params: Mapping[str, ParamSpec], values: Mapping[str, A
     ]
     for name, param in params.items():
         if name in values:
+            if values[name] is None and not param.required:
+                continue  # an optional param may be left empty
             if not param_value_matches(param.type, values[name]):
                 problems.append(f"param {name!r} must be of type {param.type}")
         elif param.required:
@@ -607,8 +616,13 @@ def _topological_order(
     if len(order) < len(drafts):
         cycle = _find_cycle({n: ups for n, ups in upstream.items() if n not in set(order)})
         names = " -> ".join(drafts[n].id for n in cycle)
-        first = drafts[cycle[0]]
-        problems.append(doc.diagnostic((*first.path, "depends_on"), f"dependency cycle: {names}"))
+        # Point at an edge the file spells out (a depends_on or a template read), not at an
+        # implicit stage-order edge.
+        origins = [
+            drafts[down].edge_origin(drafts[up].id) for up, down in itertools.pairwise(cycle)
+        ]
+        where = next((o for o in origins if o is not None), drafts[cycle[0]].path)
+        problems.append(doc.diagnostic(where, f"dependency cycle: {names}"))
     return order
 
 
@@ -682,7 +696,7 @@ def _planned(
         outputs=tuple(step.outputs),
         on_upstream_skip=step.on_upstream_skip,
         tags=dict(step.tags),
-        uses_params=bool(draft.refs.params),
+        uses_params="params" in draft.refs.scopes,
         secrets=tuple(sorted(draft.refs.secrets)),
         line=line,
         reads_run_start="started_at" in draft.refs.run_fields,

@@ -66,6 +66,19 @@ Tags = TextMap
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_collections(cls, data: Any) -> Any:
+        """`params:` with nothing after it reads as "no params", not as a type error."""
+        if not isinstance(data, dict):
+            return data
+        collections = {
+            info.alias or name
+            for name, info in cls.model_fields.items()
+            if info.default_factory is not None
+        }
+        return {k: v for k, v in data.items() if v is not None or k not in collections}
+
 
 class RetrySpec(_Model):
     """How often and how patiently a failing step is tried again."""

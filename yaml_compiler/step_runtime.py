@@ -6,6 +6,7 @@ templates, timeouts, error kinds and redaction are plain Python, tested on their
 
 import json
 import os
+import shlex
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -32,6 +33,7 @@ from yaml_compiler.templating import evaluate, render_string, render_value
 
 SENTINEL_KEY = "maestro/sentinel"
 EMPTY = {SENTINEL_KEY: "empty"}  # a for_each over an empty list: still collects, to []
+STOPPED = {SENTINEL_KEY: "stopped"}  # an item not started after a failure (on_failure: stop)
 _TIMEOUT_GRACE_SECONDS = 3.0
 
 
@@ -71,8 +73,13 @@ class Redactor:
     """Replaces secret values with `***` in anything that may reach a log or an event."""
 
     def __init__(self, secret_names: tuple[str, ...]):
-        values = (os.environ.get(name, "") for name in secret_names)
-        self._values = sorted({v for v in values if len(v) >= 3}, key=len, reverse=True)
+        forms: set[str] = set()
+        for value in (os.environ.get(name, "") for name in secret_names):
+            # The value as written, as a shell command quotes it, and line by line (output
+            # and error messages are handled a line at a time).
+            forms |= {value, shlex.quote(value)}
+            forms |= {line.strip() for line in value.splitlines()}
+        self._values = sorted((f for f in forms if len(f) >= 3), key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for value in self._values:
@@ -108,12 +115,11 @@ def run_has_failed(context: dg.OpExecutionContext) -> bool:
     return bool(records)
 
 
-def _stopped(context: dg.OpExecutionContext, runtime: StepRuntime) -> bool:
-    if (
-        runtime.workflow.on_failure == "stop"
-        and runtime.step.has_independent_peers
-        and run_has_failed(context)
-    ):
+def _stopped(
+    context: dg.OpExecutionContext, runtime: StepRuntime, *, has_peers: bool | None = None
+) -> bool:
+    peers = runtime.step.has_independent_peers if has_peers is None else has_peers
+    if runtime.workflow.on_failure == "stop" and peers and run_has_failed(context):
         context.log.info(
             f"not starting step {runtime.step.id!r}: an earlier step failed (on_failure: stop)"
         )
@@ -156,6 +162,11 @@ def _secret_values(names: tuple[str, ...]) -> dict[str, str]:
     return {name: os.environ[name] for name in names}
 
 
+def _describe(error: Exception) -> str:
+    """Jinja's messages stand alone; other errors (ZeroDivisionError...) need their type."""
+    return str(error) if isinstance(error, TemplateError) else f"{type(error).__name__}: {error}"
+
+
 def _render_params(runtime: StepRuntime, scope: Mapping[str, Any]) -> Any:
     plugin = runtime.plugin
     raw = runtime.step.params
@@ -170,8 +181,8 @@ def _render_params(runtime: StepRuntime, scope: Mapping[str, Any]) -> Any:
             rendered = plugin.render(raw, render)
         else:
             rendered = render_value(raw, scope)
-    except TemplateError as exc:
-        raise StepConfigError(f"template error in `with`: {exc}") from exc
+    except Exception as exc:  # Jinja's own errors, and e.g. ZeroDivisionError from `{{ 1 / 0 }}`
+        raise StepConfigError(f"template error in `with`: {_describe(exc)}") from exc
     try:
         return plugin.params_model.model_validate(rendered)
     except ValidationError as exc:
@@ -188,8 +199,8 @@ def condition_holds(runtime: StepRuntime, scope: Mapping[str, Any]) -> bool:
         return when is not False
     try:
         return bool(evaluate(when, scope))
-    except TemplateError as exc:
-        raise StepConfigError(f"cannot evaluate when: {exc}") from exc
+    except Exception as exc:
+        raise StepConfigError(f"cannot evaluate when: {_describe(exc)}") from exc
 
 
 def for_each_items(runtime: StepRuntime, scope: Mapping[str, Any]) -> list[Any]:
@@ -200,8 +211,8 @@ def for_each_items(runtime: StepRuntime, scope: Mapping[str, Any]) -> list[Any]:
             if isinstance(source, list)
             else evaluate(str(source), scope)
         )
-    except TemplateError as exc:
-        raise StepConfigError(f"cannot evaluate for_each: {exc}") from exc
+    except Exception as exc:
+        raise StepConfigError(f"cannot evaluate for_each: {_describe(exc)}") from exc
     if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
         raise StepConfigError(f"for_each must give a list, got {type(items).__name__}")
     return list(items.items() if isinstance(items, Mapping) else items)
@@ -408,6 +419,9 @@ def mapped_body(runtime: StepRuntime):
         if SENTINEL_KEY in item:
             yield dg.Output(item, "result")
             return
+        if _stopped(context, runtime, has_peers=True):  # the other items are its peers
+            yield dg.Output(STOPPED, "result", metadata={"skipped": "an earlier step failed"})
+            return
         _, output = execute_step(
             context, runtime, _upstream(runtime, inputs), item=item, check_when=False
         )
@@ -425,6 +439,8 @@ def collect_body(runtime: StepRuntime):
 
     def compute(context: dg.OpExecutionContext, inputs: Mapping[str, Any]) -> Iterator[Any]:
         results = inputs["results"]
+        if STOPPED in results:
+            return  # on_failure: stop ended the fan-out: no output, so nothing downstream runs
         skipped = next((r for r in results if is_skipped(r)), None)
         if skipped is not None:
             yield dg.Output(skipped, "result", metadata={"skipped": skipped["reason"]})

@@ -17,7 +17,13 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
 
+_READ_BY_KEY = {
+    # Reading these whole would hide which steps (edges) and secrets a step uses.
+    "steps": "read a step's output by id, e.g. steps.fetch.output",
+    "secrets": "read a secret by name, e.g. secrets.API_TOKEN",
+}
 SCOPES = ("params", "run", "steps", "secrets", "item", "item_index")
 RUN_FIELDS = ("id", "workflow", "tenant", "environment", "started_at")
 _EXPRESSION_SPAN = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
@@ -108,8 +114,14 @@ def _analyse(source: str, *, expression: bool) -> References:
     for name_node in tree.find_all(nodes.Name):
         if name_node.ctx == "load" and name_node.name not in declared:
             refs.scopes.add(name_node.name)
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+    accesses = list(tree.find_all((nodes.Getattr, nodes.Getitem)))
+    for node in accesses:
         _record_access(node, refs, declared)
+    bases = {id(node.node) for node in accesses}
+    for name_node in tree.find_all(nodes.Name):
+        bare = id(name_node) not in bases and name_node.name not in declared
+        if bare and name_node.name in _READ_BY_KEY:
+            refs.problems.append(_READ_BY_KEY[name_node.name])
     unknown = sorted(refs.scopes - set(SCOPES) - declared)
     for name in unknown:
         refs.problems.append(f"unknown name {name!r} in template: use one of {', '.join(SCOPES)}")
@@ -214,7 +226,8 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     result = _compiled_expression(expression_source(expression))(**context)
     if isinstance(result, StrictUndefined):
         str(result)  # raises UndefinedError naming the missing value
-    return result
+    # Filters such as tojson return Markup; autoescape is off, so keep plain text.
+    return str(result) if isinstance(result, Markup) else result
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:

@@ -53,6 +53,14 @@ class StepError(Exception):
         self.metadata = metadata
 
 
+class PrepareError(ValueError):
+    """A plugin's compile-time check failed on one field of `with`."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 class StepTimeoutError(StepError):
     kind = "timeout"
 

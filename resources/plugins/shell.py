@@ -7,6 +7,7 @@ Output lines stream to Dagster's compute logs as they come.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -16,17 +17,19 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from resources.plugins.base import (
     Plugin,
     PluginParams,
+    PrepareError,
     StepContext,
     StepError,
     StepTimeoutError,
     TextMap,
+    scalar_text,
 )
 
 _TEMPLATE_SPAN = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
@@ -34,8 +37,14 @@ _PLACEHOLDER = re.compile("\x00maestro(\\d+)\x00")
 _KILL_GRACE_SECONDS = 2.0
 
 
+def _argv_texts(value: Any) -> Any:
+    return [scalar_text(item) for item in value] if isinstance(value, list) else value
+
+
 class ShellParams(PluginParams):
-    command: str | list[str] = Field(description="argv list, or a string split with shlex.")
+    command: str | Annotated[list[str], BeforeValidator(_argv_texts)] = Field(
+        description="argv list, or a string split with shlex."
+    )
     shell: bool = Field(False, description="Run the string through /bin/sh -c.")
     env: TextMap = Field(default_factory=dict, description="Extra environment variables.")
     cwd: str | None = None
@@ -62,14 +71,53 @@ def split_command(command: str) -> list[str]:
     return [_PLACEHOLDER.sub(lambda m: spans[int(m.group(1))], arg) for arg in argv]
 
 
+def check_templates_outside_quotes(command: str) -> None:
+    """For `shell: true`: every `{{ }}` value is shell-quoted, which only holds outside quotes.
+
+    Inside '...' the added quotes cancel out, and inside "..." `$(...)` still expands, so a
+    value could run as code. Such commands are refused at compile time.
+    """
+    quote: str | None = None
+    index = 0
+    while index < len(command):
+        char = command[index]
+        if quote is not None and command.startswith("{{", index):
+            raise PrepareError(
+                "command",
+                "with shell: true, write {{ }} outside quotes: each value is quoted for you",
+            )
+        if quote == "'":
+            quote = None if char == "'" else quote
+        elif char == "\\":
+            index += 1  # the next character is escaped
+        elif quote == '"':
+            quote = None if char == '"' else quote
+        elif char in "'\"":
+            quote = char
+        index += 1
+
+
 def prepare_shell(raw: dict[str, Any]) -> dict[str, Any]:
+    """Compile time: split a command string into argv before any template is rendered."""
+    shell = raw.get("shell", False)
+    if not isinstance(shell, bool):
+        raise PrepareError("shell", "must be true or false, written out (not a template)")
     command = raw.get("command")
-    if isinstance(command, str) and raw.get("shell") is not True:
-        try:
-            return {**raw, "command": split_command(command)}
-        except ValueError as exc:
-            raise ValueError(f"command: cannot split into arguments: {exc}") from exc
-    return raw
+    if not isinstance(command, str):
+        return raw
+    if shell:
+        check_templates_outside_quotes(command)
+        return raw
+    if "{%" in command:
+        raise PrepareError(
+            "command",
+            "{% %} blocks cannot be split into arguments: give command as a list, "
+            "or set shell: true",
+        )
+    try:
+        return {**raw, "command": split_command(command)}
+    except ValueError as exc:
+        raise PrepareError("command", f"cannot split into arguments: {exc}") from exc
 
 
 def render_shell(raw: Mapping[str, Any], render: Callable[..., Any]) -> dict[str, Any]:
@@ -78,7 +126,7 @@ def render_shell(raw: Mapping[str, Any], render: Callable[..., Any]) -> dict[str
     if rendered.get("shell") is True and isinstance(command, str):
         rendered["command"] = render(command, shell_quoted=True)
     elif isinstance(command, list):
-        rendered["command"] = [str(render(arg)) for arg in command]
+        rendered["command"] = [str(scalar_text(render(arg))) for arg in command]
     else:
         rendered["command"] = render(command)
     return rendered
@@ -93,21 +141,21 @@ def _pump(stream: IO[str], sink: IO[str], tail: deque[str], redact: Callable[[st
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
-    """Terminate the whole process group, then kill it if it does not go."""
-    try:
+    """SIGTERM the whole process group, give it a grace period, then SIGKILL what is left
+    (members that ignore SIGTERM stay alive after the leader has gone)."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=_KILL_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
+    process.wait()
 
 
 def run_shell(params: ShellParams, ctx: StepContext) -> dict[str, Any]:
     argv = ["/bin/sh", "-c", params.command] if params.shell else list(params.command)
     env = {**os.environ, **params.env}
-    ctx.log.info(ctx.redact(f"$ {shlex.join(argv)}"))
+    ctx.log.info(f"$ {shlex.join(ctx.redact(arg) for arg in argv)}")
     try:
         process = subprocess.Popen(
             argv,
@@ -126,8 +174,8 @@ def run_shell(params: ShellParams, ctx: StepContext) -> dict[str, Any]:
         raise StepError(f"command not found: {argv[0]}", kind="exit_code") from exc
     except NotADirectoryError as exc:
         raise StepError(f"cwd is not a directory: {params.cwd}") from exc
-    out_tail: deque[str] = deque(maxlen=params.tail_lines or None)
-    err_tail: deque[str] = deque(maxlen=params.tail_lines or None)
+    out_tail: deque[str] = deque(maxlen=params.tail_lines)
+    err_tail: deque[str] = deque(maxlen=params.tail_lines)
     pumps = [
         threading.Thread(target=_pump, args=(process.stdout, sys.stdout, out_tail, ctx.redact)),
         threading.Thread(target=_pump, args=(process.stderr, sys.stderr, err_tail, ctx.redact)),
