@@ -359,3 +359,13 @@ def test_validate_refuses_an_empty_folder(tmp_path: Path) -> None:
     assert f"{tmp_path}:1:1: <root>: no workflow files (*.yaml, *.yml) in this folder" in (
         done.stderr + done.stdout
     )
+
+
+def test_numeric_keys_are_text_and_paths_name_them_as_keys() -> None:
+    assert plan_text("name: x\nsteps: [{run: echo, with: {200: ok}}]\n").steps[0].params == {
+        "200": "ok"
+    }
+    with pytest.raises(WorkflowCompileError) as caught:
+        plan_text("name: x\nparams: {1: x}\nsteps: [{run: echo}]\n", "wf.yaml")
+    [diagnostic] = caught.value.diagnostics
+    assert (diagnostic.line, diagnostic.path) == (2, "params.1")

@@ -17,6 +17,8 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
 
 
 @dataclass
@@ -161,8 +163,9 @@ def _merged_pairs(
 
 
 def _build_key(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
-    """Keys such as `on:` or `yes:` stay strings: YAML 1.1 would turn them into booleans."""
-    if node.tag == _BOOL_TAG:
+    """Keys are text as written: `on:` is not `True`, `200:` is not `200` (outputs are JSON,
+    whose keys are strings). A null key stays None and is reported by the caller."""
+    if node.tag in (_BOOL_TAG, _INT_TAG, _FLOAT_TAG):
         return node.value
     return _build_scalar(node, loader)
 
