@@ -163,7 +163,6 @@ class _GraphBuilder:
             workflow=self.plan.spec,
             data_inputs={n: u for n, u in upstream_of.items() if n.startswith("from_")},
             gate_inputs={n: u for n, u in upstream_of.items() if n.startswith("needs_")},
-            redact_secrets=tuple(self.plan.spec.secrets),
         )
 
     def _config(self, step: PlannedStep, op_name: str) -> Any:

@@ -10,7 +10,7 @@ import shlex
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,7 +59,6 @@ class StepRuntime:
     workflow: WorkflowSpec
     data_inputs: Mapping[str, str]  # `from_<op>` input -> upstream step id (outputs read)
     gate_inputs: Mapping[str, str]  # `needs_<op>` input -> depends_on step id (skip check)
-    redact_secrets: tuple[str, ...] = field(default=())
 
     @property
     def retryable_kinds(self) -> frozenset[str] | None:
@@ -303,7 +302,7 @@ def execute_step(
     check_when: bool = True,
 ) -> tuple[bool, Any]:
     """(ran, output). ran is False when `when` is false. Errors become dg.Failure."""
-    redact = Redactor(runtime.redact_secrets)
+    redact = Redactor(tuple(runtime.workflow.secrets))
     try:
         scope = template_context(context, runtime, upstream, item)
         if check_when and not condition_holds(runtime, scope):
@@ -388,7 +387,7 @@ def fanout_body(runtime: StepRuntime):
             return
         skipped_by = _skipped_upstream(runtime, inputs)
         reason = f"upstream step {skipped_by!r} was skipped" if skipped_by else None
-        redact = Redactor(runtime.redact_secrets)
+        redact = Redactor(tuple(runtime.workflow.secrets))
         try:
             scope = template_context(context, runtime, _upstream(runtime, inputs))
             if reason is None and not condition_holds(runtime, scope):
