@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from pydantic import BaseModel
 
 from resources.plugins import BUILTIN_PLUGINS, Plugin, PluginRegistry, default_registry
 from resources.plugins.echo import ECHO
@@ -144,3 +145,37 @@ def test_shell_output_lands_in_the_compute_logs_with_secrets_redacted(
     assert logs.stdout.decode() == "line-one\ntoken=***\n"
     assert "oops\n" in logs.stderr.decode()
     assert result.output_for_node("talk")["stdout"] == "line-one\ntoken=***\n"
+
+
+class GreetingResource(dg.ConfigurableResource):
+    """A resource a plugin declares by key; Dagster supplies it to the op."""
+
+    salutation: str
+
+    def greet(self, name: str) -> str:
+        return f"{self.salutation}, {name}"
+
+
+def test_a_plugin_receives_the_dagster_resources_it_declares(
+    instance: dg.DagsterInstance,
+) -> None:
+    class GreetParams(BaseModel):
+        name: str
+
+    greet = Plugin(
+        name="greet",
+        params_model=GreetParams,
+        run=lambda params, ctx: {"text": ctx.resources["greeter"].greet(params.name)},
+        description="Greet through a resource.",
+        resource_keys=frozenset({"greeter"}),
+    )
+    registry = PluginRegistry([*BUILTIN_PLUGINS, greet])
+    compiled = compile_text(
+        "name: g\nsteps:\n  - {id: hi, run: greet, with: {name: Ada}}\n", registry=registry
+    )
+    op = compiled.job.graph.node_named("hi").definition
+    assert op.required_resource_keys == {"greeter"}
+    result = compiled.job.execute_in_process(
+        instance=instance, resources={"greeter": GreetingResource(salutation="Hello")}
+    )
+    assert result.output_for_node("hi") == {"text": "Hello, Ada"}

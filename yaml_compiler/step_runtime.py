@@ -314,6 +314,9 @@ def execute_step(
             run=scope["run"],
             log=_RedactingLog(context.log, redact),
             upstream=dict(upstream),
+            resources={
+                key: getattr(context.resources, key) for key in runtime.plugin.resource_keys
+            },
             deadline=_deadline(context, runtime),
             redact=redact,
         )
