@@ -22,12 +22,17 @@ from maestro_cli.scaffold import (
     list_templates,
     template_names,
 )
-from yaml_compiler import Diagnostic, WorkflowCompileError, compile_file, load_plan
+from yaml_compiler import (
+    Diagnostic,
+    WorkflowCompileError,
+    compile_file,
+    load_plan,
+    workflow_files_in,
+)
 from yaml_compiler.build import build_job
 from yaml_compiler.plan import WorkflowPlan, param_value_problems
 from yaml_compiler.schema import workflow_json_schema
 
-WORKFLOW_SUFFIXES = (".yaml", ".yml")
 PARAM_HELP = "Set a workflow param, typed as the workflow declares it. Repeatable."
 
 
@@ -70,7 +75,7 @@ def expand_files(paths: Sequence[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in WORKFLOW_SUFFIXES)
+            files += workflow_files_in(path)
         else:
             files.append(path)
     return files
@@ -99,7 +104,7 @@ def validate(files: tuple[Path, ...]) -> None:
     problems = [
         Diagnostic(str(folder), 1, 1, "<root>", "no workflow files (*.yaml, *.yml) in this folder")
         for folder in files
-        if folder.is_dir() and not expand_files([folder])
+        if folder.is_dir() and not workflow_files_in(folder)
     ]
     for path in expand_files(files):
         ok, diagnostics = check_file(path)

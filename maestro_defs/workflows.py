@@ -9,10 +9,15 @@ from typing import Any
 
 import dagster as dg
 
-from yaml_compiler import CompiledWorkflow, Diagnostic, WorkflowCompileError, compile_file
+from yaml_compiler import (
+    CompiledWorkflow,
+    Diagnostic,
+    WorkflowCompileError,
+    compile_file,
+    workflow_files_in,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_SUFFIXES = (".yaml", ".yml")
 
 
 def workflow_dirs(environ: Mapping[str, str] = os.environ) -> list[Path]:
@@ -30,9 +35,7 @@ def workflow_files(dirs: Iterable[Path]) -> list[Path]:
             raise WorkflowCompileError(
                 [Diagnostic(str(directory), 1, 1, "<root>", "workflows folder does not exist")]
             )
-        files.extend(
-            sorted(p for p in directory.rglob("*") if p.suffix in WORKFLOW_SUFFIXES and p.is_file())
-        )
+        files.extend(workflow_files_in(directory))
     return files
 
 

@@ -3,8 +3,11 @@ and a throwaway PostgreSQL database per test session."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import textwrap
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -88,6 +91,21 @@ def ran(result: dg.ExecuteInProcessResult, step_key: str) -> bool:
 def skipped(result: dg.ExecuteInProcessResult, step_key: str) -> bool:
     """True when the op emitted a skip marker (`when` false, or a skipped upstream)."""
     return any("skipped" in out.metadata for out in _result_outputs(result, step_key))
+
+
+@contextlib.contextmanager
+def serve_http(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A real HTTP server on a free loopback port, in a thread; yields its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,8 @@ import re
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from maestro_cli.progress import StepPart, step_part
 from maestro_cli.render import format_mermaid
 from maestro_cli.runner import DEFAULT_INSTANCE_YAML, instance_home
 from maestro_cli.scaffold import ScaffoldError, init_project, list_templates
+from tests.conftest import serve_http
 from yaml_compiler import compile_text, plan_text
 from yaml_compiler.build import build_job
 from yaml_compiler.schema import workflow_json_schema
@@ -539,15 +539,8 @@ class _RepoApi(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def repo_api() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RepoApi)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_http(_RepoApi) as url:
+        yield url
 
 
 def test_api_ingest_template_shapes_the_response(

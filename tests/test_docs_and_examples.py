@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import http.server
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,14 +22,20 @@ import dagster as dg
 import pytest
 import yaml
 
-from yaml_compiler import CompiledWorkflow, WorkflowCompileError, compile_file, compile_text
+from tests.conftest import serve_http
+from yaml_compiler import (
+    WORKFLOW_SUFFIXES,
+    CompiledWorkflow,
+    WorkflowCompileError,
+    compile_file,
+    compile_text,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DSL_DOC = ROOT / "docs" / "dsl.md"
 EXAMPLES = ROOT / "examples"
 ORIGINAL = EXAMPLES / "original"
 SHARED_EXAMPLES = ROOT.parent / "shared" / "maestro-examples"
-WORKFLOW_SUFFIXES = (".yaml", ".yml")
 DOC_FILENAME = "workflow.yaml"  # the file name the doc's error messages are written with
 
 
@@ -376,14 +381,8 @@ def local_http_server(tmp_path: Path) -> Iterator[str]:
     """A plain HTTP server on a free local port, serving one HTML page."""
     (tmp_path / "index.html").write_text("<html><body>hello</body></html>\n", encoding="utf-8")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(handler) as url:
+        yield f"{url}/"
 
 
 def test_http_request_runs_against_a_local_server(

@@ -9,11 +9,10 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from resources.plugins.http import HttpParams, run_http
 from resources.plugins.python_call import PythonParams, resolve_callable, run_python
 from resources.plugins.reserved import RESERVED
 from resources.plugins.shell import ShellParams, prepare_shell, run_shell, split_command
-from tests.conftest import PROJECT_ROOT, ran
+from tests.conftest import PROJECT_ROOT, ran, serve_http
 from yaml_compiler.step_runtime import call_plugin
 
 Runner = Callable[..., dg.ExecuteInProcessResult]
@@ -296,15 +295,8 @@ class _Handler(BaseHTTPRequestHandler):
 def http_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(_Handler) as url:
+        yield url
 
 
 def closed_port() -> int:

@@ -17,6 +17,13 @@ from yaml_compiler.diagnostics import Diagnostic, WorkflowCompileError
 from yaml_compiler.plan import WorkflowPlan, plan_workflow
 from yaml_compiler.source import load_yaml
 
+WORKFLOW_SUFFIXES = (".yaml", ".yml")
+
+
+def workflow_files_in(folder: Path) -> list[Path]:
+    """Every workflow file below `folder`, sorted, so what loads is always in the same order."""
+    return sorted(p for p in folder.rglob("*") if p.suffix in WORKFLOW_SUFFIXES and p.is_file())
+
 
 @dataclass(frozen=True)
 class CompiledWorkflow:

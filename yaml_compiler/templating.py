@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import shlex
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,26 +179,6 @@ def _record_access(
             refs.problems.append("steps must be read by id, e.g. steps.fetch.output")
         else:
             refs.steps.add(key)
-
-
-def analyse_value(value: Any) -> References:
-    """References of every template string inside a nested `with` value."""
-    refs = References()
-    for text in iter_templates(value):
-        refs.merge(analyse_template(text))
-    return refs
-
-
-def iter_templates(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        if is_template(value):
-            yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from iter_templates(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from iter_templates(item)
 
 
 @functools.lru_cache(maxsize=4096)
