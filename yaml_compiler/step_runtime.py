@@ -20,6 +20,7 @@ from jinja2 import TemplateError
 from pydantic import ValidationError
 
 from resources.plugins import (
+    BudgetExceededError,
     Plugin,
     PluginNotInstalledError,
     RunInfo,
@@ -124,6 +125,54 @@ def _stopped(
         )
         return True
     return False
+
+
+def _cost_in(metadata: Mapping[str, Any]) -> float:
+    value = metadata.get("cost_usd")
+    return float(getattr(value, "value", value) or 0.0)
+
+
+def run_spend_usd(context: dg.OpExecutionContext) -> float:
+    """What this run's steps have spent so far: the `cost_usd` of their outputs and failures."""
+    spent = 0.0
+    for event_type in (DagsterEventType.STEP_OUTPUT, DagsterEventType.STEP_FAILURE):
+        records = context.instance.get_records_for_run(
+            run_id=context.run_id, of_type=event_type
+        ).records
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            if event is None:
+                continue
+            if event_type == DagsterEventType.STEP_OUTPUT:
+                spent += _cost_in(event.step_output_data.metadata)
+            elif event.step_failure_data.user_failure_data is not None:
+                spent += _cost_in(event.step_failure_data.user_failure_data.metadata)
+    return spent
+
+
+def _budget_remaining(context: dg.OpExecutionContext, runtime: StepRuntime) -> float | None:
+    """What the run may still spend, or None when it has no `budget.max_cost_usd`."""
+    budget = runtime.workflow.budget
+    if budget is None or budget.max_cost_usd is None:
+        return None
+    return budget.max_cost_usd - run_spend_usd(context)
+
+
+def check_budget(runtime: StepRuntime, params: Any, ctx: StepContext) -> None:
+    """Refuse, before any call, a step whose estimated cost exceeds what the run has left."""
+    estimate_cost = runtime.plugin.estimate_cost
+    if estimate_cost is None or ctx.budget_remaining_usd is None:
+        return
+    estimate = estimate_cost(params, ctx)
+    if estimate > ctx.budget_remaining_usd:
+        limit = runtime.workflow.budget.max_cost_usd  # type: ignore[union-attr]
+        raise BudgetExceededError(
+            f"over budget: step {runtime.step.id!r} may cost ${estimate:.6f}, the run has "
+            f"${max(ctx.budget_remaining_usd, 0.0):.6f} left of its ${limit:g} budget "
+            "(budget.max_cost_usd); no call was made",
+            estimated_cost_usd=estimate,
+            budget_remaining_usd=ctx.budget_remaining_usd,
+        )
 
 
 def _run_started_at(context: dg.OpExecutionContext) -> datetime:
@@ -271,12 +320,13 @@ def _check_json(value: Any, step_id: str) -> None:
         raise StepError(f"step {step_id!r} returned a value that is not JSON: {exc}") from exc
 
 
-def _failure(runtime: StepRuntime, error: BaseException, redact: Redactor) -> dg.Failure:
+def _failure(
+    runtime: StepRuntime, error: BaseException, redact: Redactor, cost_usd: float = 0.0
+) -> dg.Failure:
     kind = getattr(error, "kind", "plugin_error")
     kinds = runtime.retryable_kinds
-    retryable = not isinstance(error, StepConfigError | PluginNotInstalledError) and (
-        kinds is None or kind in kinds
-    )
+    permanent = StepConfigError | PluginNotInstalledError | BudgetExceededError
+    retryable = not isinstance(error, permanent) and (kinds is None or kind in kinds)
     message = redact(f"{type(error).__name__}: {error}" if kind == "plugin_error" else str(error))
     metadata: dict[str, Any] = {
         "error_kind": kind,
@@ -287,11 +337,20 @@ def _failure(runtime: StepRuntime, error: BaseException, redact: Redactor) -> dg
     for key, value in getattr(error, "metadata", {}).items():
         if isinstance(value, (str, int, float, bool)):
             metadata[key] = redact(value) if isinstance(value, str) else value
+    if cost_usd:
+        metadata["cost_usd"] = cost_usd  # spent before failing: still counts against the budget
     return dg.Failure(
         description=f"step {runtime.step.id!r} failed ({kind}): {message}",
         metadata=metadata,
         allow_retries=retryable,
     )
+
+
+@dataclass(frozen=True)
+class StepResult:
+    ran: bool  # False when `when` is false
+    value: Any = None
+    cost_usd: float = 0.0
 
 
 def execute_step(
@@ -300,14 +359,15 @@ def execute_step(
     upstream: Mapping[str, Any],
     item: Mapping[str, Any] | None = None,
     check_when: bool = True,
-) -> tuple[bool, Any]:
-    """(ran, output). ran is False when `when` is false. Errors become dg.Failure."""
+) -> StepResult:
+    """Render, check the budget, call the plugin. Errors become dg.Failure."""
     redact = Redactor(tuple(runtime.workflow.secrets))
+    step_context: StepContext | None = None
     try:
         scope = template_context(context, runtime, upstream, item)
         if check_when and not condition_holds(runtime, scope):
             context.log.info(f"skipping step {runtime.step.id!r}: when is false")
-            return False, None
+            return StepResult(ran=False)
         params = _render_params(runtime, scope)
         step_context = StepContext(
             step_id=runtime.step.id,
@@ -319,14 +379,17 @@ def execute_step(
             },
             deadline=_deadline(context, runtime),
             redact=redact,
+            budget_remaining_usd=_budget_remaining(context, runtime),
         )
+        check_budget(runtime, params, step_context)
         output = call_plugin(runtime.plugin, params, step_context)
         _check_json(output, runtime.step.id)
-        return True, output
+        return StepResult(ran=True, value=output, cost_usd=step_context.cost_usd)
     except dg.Failure:
         raise
     except Exception as exc:
-        raise _failure(runtime, exc, redact) from None
+        spent = step_context.cost_usd if step_context is not None else 0.0
+        raise _failure(runtime, exc, redact, cost_usd=spent) from None
 
 
 # ---------------------------------------------------------------- op bodies
@@ -355,12 +418,17 @@ def _skipped(context: dg.OpExecutionContext, runtime: StepRuntime, reason: str) 
     return dg.Output(skip_marker(reason), "result", metadata={"skipped": reason})
 
 
-def _output_metadata(runtime: StepRuntime, context: dg.OpExecutionContext) -> dict[str, Any]:
-    return {
+def _output_metadata(
+    runtime: StepRuntime, context: dg.OpExecutionContext, result: StepResult
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
         "step_id": runtime.step.id,
         "plugin": runtime.plugin.name,
         "attempt": context.retry_number + 1,
     }
+    if result.cost_usd:
+        metadata["cost_usd"] = result.cost_usd
+    return metadata
 
 
 def step_body(runtime: StepRuntime):
@@ -373,9 +441,11 @@ def step_body(runtime: StepRuntime):
         if skipped_by is not None:
             yield _skipped(context, runtime, f"upstream step {skipped_by!r} was skipped")
             return
-        ran, output = execute_step(context, runtime, _upstream(runtime, inputs))
-        if ran:
-            yield dg.Output(output, "result", metadata=_output_metadata(runtime, context))
+        result = execute_step(context, runtime, _upstream(runtime, inputs))
+        if result.ran:
+            yield dg.Output(
+                result.value, "result", metadata=_output_metadata(runtime, context, result)
+            )
         else:
             yield _skipped(context, runtime, "when is false")
 
@@ -424,13 +494,13 @@ def mapped_body(runtime: StepRuntime):
         if _stopped(context, runtime, has_peers=True):  # the other items are its peers
             yield dg.Output(STOPPED, "result", metadata={"skipped": "an earlier step failed"})
             return
-        _, output = execute_step(
+        result = execute_step(
             context, runtime, _upstream(runtime, inputs), item=item, check_when=False
         )
         yield dg.Output(
-            {"index": item["index"], "value": output},
+            {"index": item["index"], "value": result.value},
             "result",
-            metadata=_output_metadata(runtime, context),
+            metadata=_output_metadata(runtime, context, result),
         )
 
     return compute

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from importlib.metadata import entry_points
 
 from resources.plugins.base import (
+    BudgetExceededError,
     Plugin,
     PluginNotInstalledError,
     PluginParams,
@@ -26,6 +27,7 @@ BUILTIN_PLUGINS: tuple[Plugin, ...] = (SHELL, HTTP_REQUEST, PYTHON, ECHO, *RESER
 
 __all__ = [
     "BUILTIN_PLUGINS",
+    "BudgetExceededError",
     "Plugin",
     "PluginNotInstalledError",
     "PluginParams",

@@ -65,6 +65,12 @@ class StepTimeoutError(StepError):
     kind = "timeout"
 
 
+class BudgetExceededError(StepError):
+    """The step would spend more than its budget allows: refused before any call is made."""
+
+    kind = "budget"
+
+
 class PluginNotInstalledError(StepError):
     """Raised for a registered plugin name whose implementation has not shipped yet."""
 
@@ -92,6 +98,14 @@ class StepContext:
     deadline: float | None = None  # time.monotonic() value; None means no limit
     cancelled: threading.Event = field(default_factory=threading.Event)
     redact: Callable[[str], str] = lambda text: text
+    budget_remaining_usd: float | None = None
+    """What the run may still spend (its `budget.max_cost_usd` minus its spend); None: no limit."""
+    cost_usd: float = 0.0
+    """What this step has spent so far: plugins add to it with `add_cost`."""
+
+    def add_cost(self, usd: float) -> None:
+        """Record money spent (an LLM call, GPU time): it lands in the step's `cost_usd`."""
+        self.cost_usd += usd
 
     def remaining(self) -> float | None:
         """Seconds left before the step's timeout, or None when it has none."""
@@ -120,3 +134,6 @@ class Plugin:
     """Custom rendering of `with` at run time, e.g. shell-quoting values for `shell: true`."""
     pending: str | None = None
     """For reserved names: what will provide the implementation."""
+    estimate_cost: Callable[[Any, StepContext], float] | None = None
+    """Upper bound of what a call with these params will spend (USD), asked before it runs:
+    the budget check refuses the step when this exceeds what is left."""

@@ -1,0 +1,91 @@
+"""Run budgets: plugins report what they spend, a step that would overspend never starts."""
+
+from __future__ import annotations
+
+import textwrap
+
+import dagster as dg
+
+from resources.plugins import BUILTIN_PLUGINS, Plugin, PluginParams, PluginRegistry, StepContext
+from tests.conftest import step_outcomes
+from yaml_compiler import compile_text
+
+
+class PaidParams(PluginParams):
+    price: float
+
+
+def _paid_plugin(calls: list[str]) -> Plugin:
+    def run(params: PaidParams, ctx: StepContext) -> dict[str, float]:
+        calls.append(ctx.step_id)
+        ctx.add_cost(params.price)
+        return {"price": params.price}
+
+    return Plugin(
+        name="paid",
+        params_model=PaidParams,
+        run=run,
+        description="Spends its price.",
+        estimate_cost=lambda params, ctx: params.price,
+    )
+
+
+def _run(text: str, instance: dg.DagsterInstance, calls: list[str]) -> dg.ExecuteInProcessResult:
+    registry = PluginRegistry([*BUILTIN_PLUGINS, _paid_plugin(calls)])
+    job = compile_text(textwrap.dedent(text), registry=registry).job
+    return job.execute_in_process(instance=instance, raise_on_error=False)
+
+
+def _output_cost(result: dg.ExecuteInProcessResult, step_key: str) -> float | None:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_OUTPUT" and event.step_key == step_key:
+            value = event.step_output_data.metadata.get("cost_usd")
+            return None if value is None else value.value
+    return None
+
+
+def test_cost_is_reported_and_a_step_over_budget_fails_before_its_call(
+    instance: dg.DagsterInstance,
+) -> None:
+    calls: list[str] = []
+    result = _run(
+        """
+        name: spend
+        budget: {max_cost_usd: 1.0}
+        steps:
+          - {id: first, run: paid, with: {price: 0.6}}
+          - {id: second, run: paid, with: {price: 0.5}, retry: {max_attempts: 3}}
+        """,
+        instance,
+        calls,
+    )
+    assert _output_cost(result, "first") == 0.6
+    assert step_outcomes(result)["second"] == "STEP_FAILURE"
+    assert calls == ["first"]  # the refused step made no call, and was not retried
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    data = failure.step_failure_data.user_failure_data
+    assert "over budget" in data.description and "budget.max_cost_usd" in data.description
+    assert data.metadata["error_kind"].value == "budget"
+
+
+def test_steps_within_budget_run_and_no_budget_means_no_limit(
+    instance: dg.DagsterInstance,
+) -> None:
+    calls: list[str] = []
+    result = _run(
+        """
+        name: spend
+        budget: {max_cost_usd: 1.0}
+        steps:
+          - {id: first, run: paid, with: {price: 0.5}}
+          - {id: second, run: paid, with: {price: 0.5}}
+        """,
+        instance,
+        calls,
+    )
+    assert result.success and calls == ["first", "second"]
+    calls.clear()
+    result = _run(
+        "name: free\nsteps:\n  - {id: big, run: paid, with: {price: 1000}}\n", instance, calls
+    )
+    assert result.success and _output_cost(result, "big") == 1000
