@@ -1,0 +1,331 @@
+"""Where artifact bytes live: a local folder or an S3 bucket, behind one small interface.
+
+Backends know nothing about hashes or pointers (see store.py); they promise two things the
+content store relies on: `put_new` never replaces an existing object (a concurrent writer of
+the same key loses quietly), and every object appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+CHUNK = 8 * 1024 * 1024
+"""Read and hash in 8 MiB pieces: large enough for throughput, small enough for memory."""
+PART = 16 * 1024 * 1024
+"""S3 multipart part size; objects above MULTIPART_THRESHOLD go up in parts."""
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+
+
+class ArtifactMissingError(LookupError):
+    """The object a pointer names is not in the store."""
+
+
+class ContentChangedError(RuntimeError):
+    """A file changed between hashing it and uploading it."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: float  # seconds since the epoch
+
+
+class Backend(Protocol):
+    """Object storage as the content store uses it; keys are `/`-separated relative paths."""
+
+    def uri(self, key: str) -> str: ...
+
+    def stat(self, key: str) -> ObjectInfo | None: ...
+
+    def put_new(self, key: str, data: bytes | memoryview) -> bool:
+        """Store `data` unless `key` exists; False when it existed (nothing was written)."""
+        ...
+
+    def put_new_file(self, key: str, path: Path, sha256: str) -> bool:
+        """Stream a file to `key` unless it exists, checking its hash on the way."""
+        ...
+
+    def read_chunks(self, key: str) -> Iterator[bytes]: ...
+
+    def replace(self, key: str, data: bytes) -> None:
+        """Atomically write a small object (pointers), replacing an earlier attempt's."""
+        ...
+
+    def read_small(self, key: str) -> bytes | None: ...
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def touch(self, key: str) -> None:
+        """Mark a deduplicated object as just used, so gc's age check sees it as fresh."""
+        ...
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
+
+
+class LocalBackend:
+    """A folder: temp file in the same filesystem, fsync, then a hard link to the final name.
+
+    `os.link` fails when the name exists, so an object is never replaced, and two writers of
+    the same content cannot interleave their bytes: each writes its own temp file.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().resolve()
+        self._tmp = self.root / "tmp"
+
+    def uri(self, key: str) -> str:
+        return (self.root / key).as_uri()
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            info = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return ObjectInfo(key, info.st_size, info.st_mtime)
+
+    def _temp_file(self) -> Path:
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        return self._tmp / f"{uuid.uuid4().hex}.part"
+
+    def _publish(self, temp: Path, key: str) -> bool:
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(temp, 0o444)  # content objects are read-only: nothing edits them in place
+        try:
+            os.link(temp, final)
+        except FileExistsError:
+            return False
+        finally:
+            temp.unlink(missing_ok=True)
+        return True
+
+    def put_new(self, key: str, data: bytes | memoryview) -> bool:
+        if self._path(key).exists():
+            return False
+        temp = self._temp_file()
+        try:
+            with temp.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return self._publish(temp, key)
+
+    def put_new_file(self, key: str, path: Path, sha256: str) -> bool:
+        if self._path(key).exists():
+            return False
+        temp = self._temp_file()
+        digest = hashlib.sha256()
+        try:
+            with temp.open("wb") as handle:
+                for chunk in _file_chunks(path):
+                    digest.update(chunk)
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if digest.hexdigest() != sha256:
+                raise ContentChangedError(f"{path} changed while it was being stored")
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return self._publish(temp, key)
+
+    def read_chunks(self, key: str) -> Iterator[bytes]:
+        path = self._path(key)
+        if not path.is_file():
+            raise ArtifactMissingError(f"no object {self.uri(key)}")
+        return _file_chunks(path)
+
+    def replace(self, key: str, data: bytes) -> None:
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = self._temp_file()
+        temp.write_bytes(data)
+        os.replace(temp, final)
+
+    def read_small(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return
+        for dirpath, _, filenames in os.walk(base):
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                with contextlib.suppress(FileNotFoundError):
+                    info = path.stat()
+                    yield ObjectInfo(
+                        path.relative_to(self.root).as_posix(), info.st_size, info.st_mtime
+                    )
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def touch(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            os.utime(self._path(key))
+
+
+def _is_status(error: Exception, *codes: str) -> bool:
+    response = getattr(error, "response", None) or {}
+    error_code = str(response.get("Error", {}).get("Code", ""))
+    status = str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+    return error_code in codes or status in codes
+
+
+class S3Backend:
+    """A bucket and prefix, through a boto3 client (dagster-aws's `S3Resource` makes it).
+
+    New objects are written with `If-None-Match: *`, so an existing object is never replaced;
+    large ones go up in parts, hashed as they are read, and the upload is completed only when
+    the hash matches the key.
+    """
+
+    def __init__(self, client: Any, bucket: str, prefix: str = ""):
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            if _is_status(exc, "404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(key, int(head["ContentLength"]), head["LastModified"].timestamp())
+
+    def _put_if_absent(self, key: str, body: bytes | memoryview) -> bool:
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=bytes(body), IfNoneMatch="*"
+            )
+        except Exception as exc:
+            if _is_status(exc, "412", "PreconditionFailed", "409", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
+
+    def _multipart(self, key: str, parts: Iterator[bytes | memoryview], check: Any) -> bool:
+        target = self._key(key)
+        upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=target)
+        upload_id = upload["UploadId"]
+        try:
+            done = []
+            for number, part in enumerate(parts, start=1):
+                reply = self.client.upload_part(
+                    Bucket=self.bucket, Key=target, UploadId=upload_id, PartNumber=number, Body=part
+                )
+                done.append({"PartNumber": number, "ETag": reply["ETag"]})
+            check()
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=target,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": done},
+                IfNoneMatch="*",
+            )
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=target, UploadId=upload_id
+                )
+            if _is_status(exc, "412", "PreconditionFailed", "409", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
+
+    def put_new(self, key: str, data: bytes | memoryview) -> bool:
+        if self.stat(key) is not None:
+            return False
+        if len(data) <= MULTIPART_THRESHOLD:
+            return self._put_if_absent(key, data)
+        view = memoryview(data)
+        parts = (view[i : i + PART] for i in range(0, len(view), PART))
+        return self._multipart(key, parts, lambda: None)
+
+    def put_new_file(self, key: str, path: Path, sha256: str) -> bool:
+        if self.stat(key) is not None:
+            return False
+        if path.stat().st_size <= MULTIPART_THRESHOLD:
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != sha256:
+                raise ContentChangedError(f"{path} changed while it was being stored")
+            return self._put_if_absent(key, data)
+        digest = hashlib.sha256()
+
+        def parts() -> Iterator[bytes]:
+            with path.open("rb") as handle:
+                while part := handle.read(PART):
+                    digest.update(part)
+                    yield part
+
+        def check() -> None:
+            if digest.hexdigest() != sha256:
+                raise ContentChangedError(f"{path} changed while it was being stored")
+
+        return self._multipart(key, parts(), check)
+
+    def read_chunks(self, key: str) -> Iterator[bytes]:
+        try:
+            reply = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            if _is_status(exc, "404", "NoSuchKey", "NotFound"):
+                raise ArtifactMissingError(f"no object {self.uri(key)}") from None
+            raise
+        return reply["Body"].iter_chunks(CHUNK)
+
+    def replace(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def read_small(self, key: str) -> bytes | None:
+        try:
+            return b"".join(self.read_chunks(key))
+        except ArtifactMissingError:
+            return None
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        for page in paginator.paginate(
+            Bucket=self.bucket, Prefix=self._key(prefix).rstrip("/") + "/"
+        ):
+            for item in page.get("Contents", []):
+                yield ObjectInfo(
+                    item["Key"][strip:], int(item["Size"]), item["LastModified"].timestamp()
+                )
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def touch(self, key: str) -> None:
+        """S3 has no cheap touch; gc's age check on content is the grace period instead."""
