@@ -182,7 +182,16 @@ class LocalBackend:
                     )
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        """Remove the file, then the folders it leaves empty (a deleted run's folder)."""
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        for parent in path.parents:
+            if parent == self.root or self.root not in parent.parents:
+                break
+            try:
+                parent.rmdir()
+            except OSError:  # not empty (or already gone): stop here
+                break
 
     def touch(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError, PermissionError):
