@@ -55,6 +55,10 @@ class Backend(Protocol):
 
     def read_chunks(self, key: str) -> Iterator[bytes]: ...
 
+    def read_all(self, key: str) -> bytes:
+        """The whole object in one buffer (no chunk joining) for values loaded into memory."""
+        ...
+
     def replace(self, key: str, data: bytes) -> None:
         """Atomically write a small object (pointers), replacing an earlier attempt's."""
         ...
@@ -154,6 +158,12 @@ class LocalBackend:
         if not path.is_file():
             raise ArtifactMissingError(f"no object {self.uri(key)}")
         return _file_chunks(path)
+
+    def read_all(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise ArtifactMissingError(f"no object {self.uri(key)}") from None
 
     def replace(self, key: str, data: bytes) -> None:
         final = self._path(key)
@@ -312,6 +322,15 @@ class S3Backend:
                 raise ArtifactMissingError(f"no object {self.uri(key)}") from None
             raise
         return reply["Body"].iter_chunks(CHUNK)
+
+    def read_all(self, key: str) -> bytes:
+        try:
+            reply = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            if _is_status(exc, "404", "NoSuchKey", "NotFound"):
+                raise ArtifactMissingError(f"no object {self.uri(key)}") from None
+            raise
+        return reply["Body"].read()
 
     def replace(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)

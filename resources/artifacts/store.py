@@ -208,15 +208,20 @@ class ArtifactStore:
         for chunk in self.backend.read_chunks(key):
             digest.update(chunk)
             yield chunk
-        actual = digest.hexdigest()
-        if actual != sha256:
-            raise ArtifactCorruptedError(
-                f"artifact {self.backend.uri(key)} is corrupted: its key says sha256 {sha256} "
-                f"but its bytes hash to {actual}"
-            )
+        self._check(key, sha256, digest.hexdigest())
 
     def read_verified(self, tenant: str, sha256: str) -> bytes:
-        return b"".join(self.verified_chunks(tenant, sha256))
+        key = content_key(tenant, sha256)
+        data = self.backend.read_all(key)
+        self._check(key, sha256, hashlib.sha256(data).hexdigest())
+        return data
+
+    def _check(self, key: str, expected: str, actual: str) -> None:
+        if actual != expected:
+            raise ArtifactCorruptedError(
+                f"artifact {self.backend.uri(key)} is corrupted: its key says sha256 {expected} "
+                f"but its bytes hash to {actual}"
+            )
 
     def save_to(self, tenant: str, sha256: str, target: Path) -> Path:
         """Stream a (large) object to a file, verified; the file appears only when it checks."""
