@@ -22,6 +22,7 @@ from resources.artifacts import (
     TenantAccessError,
     collect_garbage,
 )
+from resources.artifacts.backends import S3Backend, rename_no_replace
 from resources.artifacts.io_manager import NOT_LOADED, SENTINEL_KEY, is_skip_marker
 from resources.artifacts.store import content_key, pointer_key
 from tests.conftest import PROJECT_ROOT, ArtifactsBackend, step_outcomes
@@ -371,3 +372,20 @@ def test_bad_outputs_are_positioned_errors(
         compile_yaml(text)
     rendered = "\n".join(str(d) for d in caught.value.diagnostics)
     assert "workflow.yaml:5:" in rendered and message in rendered, rendered
+
+
+def test_an_existing_object_is_never_replaced(
+    artifacts_backend: ArtifactsBackend, tmp_path: Path
+) -> None:
+    """Even past the exists-check (a writer that lost a race), the first object stays."""
+    store = artifacts_backend.store()
+    backend = store.backend
+    assert backend.put_new("tenants/acme/cas/x", b"first")
+    assert not backend.put_new("tenants/acme/cas/x", b"second")
+    if isinstance(backend, S3Backend):
+        assert not backend._put_if_absent("tenants/acme/cas/x", b"second")  # If-None-Match: *
+    else:
+        loser = tmp_path / "loser"
+        loser.write_bytes(b"second")
+        assert not rename_no_replace(loser, Path(artifacts_backend.location) / "tenants/acme/cas/x")
+    assert backend.read_all("tenants/acme/cas/x") == b"first"

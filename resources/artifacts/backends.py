@@ -8,6 +8,9 @@ the same key loses quietly), and every object appears whole or not at all.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import errno
 import hashlib
 import os
 import uuid
@@ -74,6 +77,50 @@ class Backend(Protocol):
         ...
 
 
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+
+
+def _load_renameat2() -> Any:
+    """glibc's renameat2, for a rename that fails instead of replacing (Linux); else None."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        function = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    function.argtypes += [ctypes.c_uint]
+    return function
+
+
+_renameat2 = _load_renameat2()
+
+
+def rename_no_replace(source: Path, target: Path) -> bool:
+    """Move `source` to `target` unless `target` exists (False then, `source` left in place).
+
+    One atomic step with renameat2(RENAME_NOREPLACE); where that is missing, a hard link
+    (which also refuses an existing name) and an unlink.
+    """
+    if _renameat2 is not None:
+        result = _renameat2(
+            _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
+        )
+        if result == 0:
+            return True
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            return False
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise OSError(code, os.strerror(code), str(target))
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        return False
+    source.unlink()
+    return True
+
+
 def _file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
@@ -81,14 +128,15 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
 
 
 class LocalBackend:
-    """A folder: temp file in the same filesystem, fsync, then a hard link to the final name.
+    """A folder: temp file in the same filesystem, fsync, then a no-replace rename.
 
-    `os.link` fails when the name exists, so an object is never replaced, and two writers of
+    The rename fails when the name exists, so an object is never replaced, and two writers of
     the same content cannot interleave their bytes: each writes its own temp file.
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, fsync: bool = True):
         self.root = Path(root).expanduser().resolve()
+        self.fsync = fsync  # off only where a crash may lose data (scratch stores)
         self._tmp = self.root / "tmp"
 
     def uri(self, key: str) -> str:
@@ -108,27 +156,33 @@ class LocalBackend:
         self._tmp.mkdir(parents=True, exist_ok=True)
         return self._tmp / f"{uuid.uuid4().hex}.part"
 
+    def _open_temp(self, mode: int = 0o444) -> tuple[Path, Any]:
+        """A new temp file open for writing; content objects are created read-only (0444)."""
+        temp = self._temp_file()
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        return temp, os.fdopen(fd, "wb")
+
     def _publish(self, temp: Path, key: str) -> bool:
         final = self._path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(temp, 0o444)  # content objects are read-only: nothing edits them in place
         try:
-            os.link(temp, final)
-        except FileExistsError:
-            return False
+            return rename_no_replace(temp, final)
         finally:
             temp.unlink(missing_ok=True)
-        return True
+
+    def _finish(self, handle: Any) -> None:
+        handle.flush()
+        if self.fsync:
+            os.fsync(handle.fileno())
 
     def put_new(self, key: str, data: bytes | memoryview) -> bool:
         if self._path(key).exists():
             return False
-        temp = self._temp_file()
+        temp, handle = self._open_temp()
         try:
-            with temp.open("wb") as handle:
+            with handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                self._finish(handle)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -137,15 +191,14 @@ class LocalBackend:
     def put_new_file(self, key: str, path: Path, sha256: str) -> bool:
         if self._path(key).exists():
             return False
-        temp = self._temp_file()
+        temp, handle = self._open_temp()
         digest = hashlib.sha256()
         try:
-            with temp.open("wb") as handle:
+            with handle:
                 for chunk in _file_chunks(path):
                     digest.update(chunk)
                     handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
+                self._finish(handle)
             if digest.hexdigest() != sha256:
                 raise ContentChangedError(f"{path} changed while it was being stored")
         except BaseException:
@@ -168,8 +221,9 @@ class LocalBackend:
     def replace(self, key: str, data: bytes) -> None:
         final = self._path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
-        temp = self._temp_file()
-        temp.write_bytes(data)
+        temp, handle = self._open_temp(0o644)
+        with handle:
+            handle.write(data)
         os.replace(temp, final)
 
     def read_small(self, key: str) -> bytes | None:
