@@ -49,7 +49,9 @@ class Backend(Protocol):
     def stat(self, key: str) -> ObjectInfo | None: ...
 
     def put_new(self, key: str, data: bytes | memoryview) -> bool:
-        """Store `data` unless `key` exists; False when it existed (nothing was written)."""
+        """Store `data` unless `key` exists; False when it existed (and was left alone).
+
+        Callers check `stat` first to skip the write; this is the race-proof second check."""
         ...
 
     def put_new_file(self, key: str, path: Path, sha256: str) -> bool:
@@ -138,6 +140,7 @@ class LocalBackend:
         self.root = Path(root).expanduser().resolve()
         self.fsync = fsync  # off only where a crash may lose data (scratch stores)
         self._tmp = self.root / "tmp"
+        self._tmp_ready = False
 
     def uri(self, key: str) -> str:
         return (self.root / key).as_uri()
@@ -153,7 +156,9 @@ class LocalBackend:
         return ObjectInfo(key, info.st_size, info.st_mtime)
 
     def _temp_file(self) -> Path:
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        if not self._tmp_ready:
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            self._tmp_ready = True
         return self._tmp / f"{uuid.uuid4().hex}.part"
 
     def _open_temp(self, mode: int = 0o444) -> tuple[Path, Any]:
@@ -164,11 +169,18 @@ class LocalBackend:
 
     def _publish(self, temp: Path, key: str) -> bool:
         final = self._path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return rename_no_replace(temp, final)
-        finally:
+            try:
+                published = rename_no_replace(temp, final)
+            except FileNotFoundError:  # first object of its folder
+                final.parent.mkdir(parents=True, exist_ok=True)
+                published = rename_no_replace(temp, final)
+        except BaseException:
             temp.unlink(missing_ok=True)
+            raise
+        if not published:
+            temp.unlink(missing_ok=True)
+        return published
 
     def _finish(self, handle: Any) -> None:
         handle.flush()
@@ -176,8 +188,6 @@ class LocalBackend:
             os.fsync(handle.fileno())
 
     def put_new(self, key: str, data: bytes | memoryview) -> bool:
-        if self._path(key).exists():
-            return False
         temp, handle = self._open_temp()
         try:
             with handle:
@@ -189,8 +199,6 @@ class LocalBackend:
         return self._publish(temp, key)
 
     def put_new_file(self, key: str, path: Path, sha256: str) -> bool:
-        if self._path(key).exists():
-            return False
         temp, handle = self._open_temp()
         digest = hashlib.sha256()
         try:
@@ -220,11 +228,14 @@ class LocalBackend:
 
     def replace(self, key: str, data: bytes) -> None:
         final = self._path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
         temp, handle = self._open_temp(0o644)
         with handle:
             handle.write(data)
-        os.replace(temp, final)
+        try:
+            os.replace(temp, final)
+        except FileNotFoundError:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp, final)
 
     def read_small(self, key: str) -> bytes | None:
         try:
@@ -338,8 +349,6 @@ class S3Backend:
         return True
 
     def put_new(self, key: str, data: bytes | memoryview) -> bool:
-        if self.stat(key) is not None:
-            return False
         if len(data) <= MULTIPART_THRESHOLD:
             return self._put_if_absent(key, data)
         view = memoryview(data)
@@ -347,8 +356,6 @@ class S3Backend:
         return self._multipart(key, parts, lambda: None)
 
     def put_new_file(self, key: str, path: Path, sha256: str) -> bool:
-        if self.stat(key) is not None:
-            return False
         if path.stat().st_size <= MULTIPART_THRESHOLD:
             data = path.read_bytes()
             if hashlib.sha256(data).hexdigest() != sha256:

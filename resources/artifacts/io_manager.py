@@ -52,7 +52,10 @@ def split_s3_uri(location: str) -> tuple[str, str]:
 
 
 def open_backend(
-    location: str, s3_endpoint_url: str | None = None, s3_region_name: str | None = None
+    location: str,
+    s3_endpoint_url: str | None = None,
+    s3_region_name: str | None = None,
+    fsync: bool = True,
 ) -> Backend:
     """`s3://bucket/prefix` through dagster-aws's S3Resource, anything else a local folder."""
     if location.startswith("s3://"):
@@ -61,7 +64,7 @@ def open_backend(
         bucket, prefix = split_s3_uri(location)
         client = S3Resource(endpoint_url=s3_endpoint_url, region_name=s3_region_name).get_client()
         return S3Backend(client, bucket, prefix)
-    return LocalBackend(location)
+    return LocalBackend(location, fsync=fsync)
 
 
 def is_skip_marker(value: Any) -> bool:
@@ -192,11 +195,16 @@ class ArtifactsIOManager(dg.ConfigurableIOManagerFactory):
     location: str = Field(default="", description="Folder or s3://bucket/prefix.")
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint (SeaweedFS...).")
     s3_region_name: str | None = Field(default=None, description="S3 region.")
+    fsync: bool = Field(
+        default=True,
+        description="Local backend: fsync each new object before publishing it (durable "
+        "across power loss; a load still detects a torn object by its hash).",
+    )
 
     def open_store(self) -> ArtifactStore:
         location = self.location or default_location()
         endpoint = self.s3_endpoint_url or os.environ.get(ENV_S3_ENDPOINT) or None
-        return ArtifactStore(open_backend(location, endpoint, self.s3_region_name))
+        return ArtifactStore(open_backend(location, endpoint, self.s3_region_name, self.fsync))
 
     def create_io_manager(self, context: dg.InitResourceContext) -> ContentAddressedIOManager:
         return ContentAddressedIOManager(self.open_store())
