@@ -38,7 +38,8 @@ def existing_runs(instance: dg.DagsterInstance):
 
 def gc_lines(report: GcReport, dry_run: bool) -> list[str]:
     verb = "would delete" if dry_run else "deleted"
-    lines = [f"{verb}: {key}" for key in (*report.pointers_deleted, *report.contents_deleted)]
+    deleted = (*report.pointers_deleted, *report.contents_deleted, *report.temp_deleted)
+    lines = [f"{verb}: {key}" for key in deleted]
     lines.append(
         f"{verb} {len(report.pointers_deleted)} pointer(s) of deleted runs and "
         f"{len(report.contents_deleted)} unreferenced object(s), {report.bytes_freed} bytes; "

@@ -259,6 +259,8 @@ def test_gc_removes_deleted_runs_and_orphans_but_keeps_referenced_content(
         return {r for r in run_ids if instance.get_run_by_id(r) is not None}
 
     before = contents(store)
+    if artifacts_backend.kind == "local":  # a temp file a killed writer left behind
+        (Path(artifacts_backend.location) / "tmp" / "dead.part").write_bytes(b"partial")
     dry = collect_garbage(store, existing, older_than_seconds=0, dry_run=True)
     assert dry.contents_deleted == [orphan.key]
     assert dry.pointers_deleted and all(old.run_id in k for k in dry.pointers_deleted)
@@ -269,6 +271,9 @@ def test_gc_removes_deleted_runs_and_orphans_but_keeps_referenced_content(
 
     report = collect_garbage(store, existing, older_than_seconds=0)
     assert report.contents_deleted == [orphan.key]
+    if artifacts_backend.kind == "local":
+        assert report.temp_deleted == ["tmp/dead.part"]
+        assert not (Path(artifacts_backend.location) / "tmp" / "dead.part").exists()
     assert {i.key.split("/")[3] for i in store.pointers("acme")} == {kept.run_id}
     assert contents(store) == sorted(k for k in before if k != orphan.key)
     for info in store.pointers("acme"):  # everything the kept run points at still loads
@@ -389,3 +394,23 @@ def test_an_existing_object_is_never_replaced(
         loser.write_bytes(b"second")
         assert not rename_no_replace(loser, Path(artifacts_backend.location) / "tenants/acme/cas/x")
     assert backend.read_all("tenants/acme/cas/x") == b"first"
+
+
+def test_two_workflows_cannot_declare_the_same_asset_key(
+    write_workflow: Callable[..., Path],
+) -> None:
+    from maestro_defs.workflows import compile_workflows
+
+    text = """
+    name: {name}
+    steps:
+      - id: s
+        run: echo
+        outputs: [{{name: r, asset_key: shared/report}}]
+    """
+    first = write_workflow(text.format(name="one"), "one.yaml")
+    second = write_workflow(text.format(name="two"), "two.yaml")
+    with pytest.raises(WorkflowCompileError) as caught:
+        compile_workflows([first, second])
+    message = str(caught.value.diagnostics[0])
+    assert "two.yaml" in message and "asset 'shared/report' is already defined by" in message

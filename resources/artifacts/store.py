@@ -290,6 +290,7 @@ class GcReport:
     bytes_freed: int = 0
     contents_kept: int = 0
     pointers_kept: int = 0
+    temp_deleted: list[str] = field(default_factory=list)
 
 
 def collect_garbage(
@@ -329,6 +330,12 @@ def collect_garbage(
                 report.contents_kept += 1
                 continue
             report.contents_deleted.append(info.key)
+            report.bytes_freed += info.size
+            if not dry_run:
+                store.backend.delete(info.key)
+    for info in store.backend.list("tmp"):  # local temp files a killed writer left behind
+        if info.modified < cutoff:
+            report.temp_deleted.append(info.key)
             report.bytes_freed += info.size
             if not dry_run:
                 store.backend.delete(info.key)
