@@ -4,10 +4,12 @@ Run: `.venv/bin/python bench/artifacts.py`. 256 MiB of 16 MiB blobs plus 1,024 J
 of ~1 KiB, on the local backend (a temp folder) and on SeaweedFS (`weed mini`, started here
 on free loopback ports). Per backend, interleaved, medians of REPEATS:
 
-- store: `ArtifactStore.store_value` + a pointer per artifact (what the IO manager does), into
-  an empty store; raw: `hashlib.sha256(bytes)` + write of the same bytes (local: file + fsync,
-  as the store does; S3: put_object), into an empty folder/prefix.
-- load: read pointer + verified load (hash checked) of every artifact; raw: read + sha256.
+- store: `ArtifactStore.store_value` (hash, exists check, write once) into an empty store;
+  raw write: `hashlib.sha256(bytes)` + write of the same bytes, one file per object (local:
+  with fsync when the store fsyncs; S3: put_object), into an empty folder/prefix.
+- store + pointer: the same plus a pointer file per artifact, as the IO manager does.
+- load: verified load (hash checked) of every artifact; load via pointer: read the pointer
+  first; raw read: read + sha256.
 - second store of the same artifacts: bytes written (target 0).
 
 Targets (local): store and load at >= 0.8 of raw throughput. Reported, never asserted.
@@ -32,7 +34,7 @@ from _common import fmt_row, noise_note, verdict
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resources.artifacts.backends import LocalBackend, S3Backend
-from resources.artifacts.store import ArtifactStore, Pointer, pointer_key, serialise
+from resources.artifacts.store import ArtifactStore, Pointer, deserialise, pointer_key, serialise
 from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, running_seaweedfs
 
 MIB = 1024 * 1024
@@ -55,7 +57,19 @@ def total_bytes(values: list[Any]) -> int:
     return sum(len(serialise(v).data) for v in values)
 
 
-def store_all(store: ArtifactStore, values: list[Any], run_id: str) -> int:
+def store_contents(store: ArtifactStore, values: list[Any]) -> tuple[list[str], int]:
+    """The content store alone: hash, dedup check, write once. (hashes, bytes written)"""
+    stored = [store.store_value(TENANT, value) for value in values]
+    return [s.sha256 for s in stored], sum(s.bytes_written for s in stored)
+
+
+def load_contents(store: ArtifactStore, hashes: list[str], serializers: list[str]) -> None:
+    for sha, serializer in zip(hashes, serializers, strict=True):
+        deserialise(store.read_verified(TENANT, sha), serializer)
+
+
+def store_with_pointers(store: ArtifactStore, values: list[Any], run_id: str) -> int:
+    """What the IO manager does per output: the content, then a pointer file."""
     written = 0
     for index, value in enumerate(values):
         stored = store.store_value(TENANT, value)
@@ -68,7 +82,7 @@ def store_all(store: ArtifactStore, values: list[Any], run_id: str) -> int:
     return written
 
 
-def load_all(store: ArtifactStore, count: int, run_id: str) -> None:
+def load_with_pointers(store: ArtifactStore, count: int, run_id: str) -> None:
     for index in range(count):
         key = pointer_key(TENANT, run_id, f"s{index}", "result")
         store.load(store.read_pointer(TENANT, key))
@@ -119,6 +133,9 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
+VARIANTS = ("store", "store + pointer", "raw write", "load", "load via pointer", "raw read")
+
+
 def measure(
     name: str,
     new_store: Callable[[], ArtifactStore],
@@ -126,20 +143,34 @@ def measure(
     values: list[Any],
     repeats: int,
 ) -> dict[str, Any]:
-    raw_bytes = [serialise(v).data for v in values]
-    samples: dict[str, list[float]] = {"store": [], "raw write": [], "load": [], "raw read": []}
+    blobs = [serialise(v) for v in values]
+    raw_bytes, serializers = [b.data for b in blobs], [b.serializer for b in blobs]
+    samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
     second_written: list[int] = []
     for repeat in range(repeats + 1):  # the first round warms up and is dropped
-        store, raw, run_id = new_store(), new_raw(), f"run{repeat}"
+        content, full, raw, run_id = new_store(), new_store(), new_raw(), f"run{repeat}"
+        hashes: list[str] = []
         steps = {
-            "store": lambda: store_all(store, values, run_id),  # noqa: B023
+            "store": lambda: hashes.extend(store_contents(content, values)[0]),  # noqa: B023
+            "store + pointer": lambda: store_with_pointers(full, values, run_id),  # noqa: B023
             "raw write": lambda: raw.write(raw_bytes),  # noqa: B023
-            "load": lambda: load_all(store, len(values), run_id),  # noqa: B023
+            "load": lambda: load_contents(content, hashes, serializers),  # noqa: B023
+            "load via pointer": lambda: load_with_pointers(full, len(values), run_id),  # noqa: B023
             "raw read": lambda: raw.read(raw_bytes),  # noqa: B023
         }
-        order = list(steps) if repeat % 2 else ["raw write", "store", "raw read", "load"]
-        times = {name: timed(steps[name]) for name in order}  # A, B then B, A
-        second_written.append(store_all(store, values, f"again{repeat}"))
+        order = list(VARIANTS)
+        if repeat % 2 == 0:  # A, B then B, A
+            order = [
+                "raw write",
+                "store + pointer",
+                "store",
+                "raw read",
+                "load via pointer",
+                "load",
+            ]
+        times = {variant: timed(steps[variant]) for variant in order}
+        second_written.append(store_contents(content, values)[1])
+        second_written.append(store_with_pointers(full, values, f"again{repeat}"))
         if repeat:
             for key, seconds in times.items():
                 samples[key].append(seconds)
@@ -150,29 +181,26 @@ def measure(
         "mib": mib,
         "rate": {k: mib / v for k, v in medians.items()},
         "best": {k: mib / min(v) for k, v in samples.items()},
-        "store_ratio": medians["raw write"] / medians["store"],
-        "load_ratio": medians["raw read"] / medians["load"],
+        "ratios": {
+            "store / raw write": medians["raw write"] / medians["store"],
+            "verified load / raw read": medians["raw read"] / medians["load"],
+            "store + pointer / raw write": medians["raw write"] / medians["store + pointer"],
+            "load via pointer / raw read": medians["raw read"] / medians["load via pointer"],
+        },
         "second_written": max(second_written),
         "noise": noise_note(samples),
     }
 
 
 def report(result: dict[str, Any], target: bool) -> None:
-    print(f"\n{result['name']}: {result['mib']:.1f} MiB per pass, medians of {REPEATS}")
+    print(f"\n{result['name']}: {result['mib']:.1f} MiB per pass, medians of the repeats")
     print(fmt_row("", "MiB/s", "best MiB/s"))
-    for key in ("store", "raw write", "load", "raw read"):
+    for key in VARIANTS:
         print(fmt_row(key, f"{result['rate'][key]:.0f}", f"{result['best'][key]:.0f}"))
-    note = f" target >= {RATIO_TARGET}" if target else " (no target)"
-    store_ok = result["store_ratio"] >= RATIO_TARGET
-    load_ok = result["load_ratio"] >= RATIO_TARGET
-    print(
-        fmt_row("store / raw write (throughput ratio)", f"{result['store_ratio']:.2f}")
-        + (f"  {verdict(store_ok)}{note}" if target else note)
-    )
-    print(
-        fmt_row("verified load / raw read", f"{result['load_ratio']:.2f}")
-        + (f"  {verdict(load_ok)}{note}" if target else note)
-    )
+    for label, ratio in result["ratios"].items():
+        headline = target and "pointer" not in label
+        suffix = f"  {verdict(ratio >= RATIO_TARGET)} target >= {RATIO_TARGET}" if headline else ""
+        print(fmt_row(f"{label} (throughput)", f"{ratio:.2f}") + suffix)
     print(
         fmt_row("second store: bytes written", str(result["second_written"]))
         + f"  {verdict(result['second_written'] == 0)} target 0"

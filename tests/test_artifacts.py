@@ -220,6 +220,10 @@ def test_for_each_outputs_get_one_pointer_per_item(
     keys = {info.key.split(f"{result.run_id}/", 1)[1] for info in store.pointers("acme")}
     assert {"each__items/items/0.json", "each__items/items/1.json"} <= keys
     assert "each__collect/outputs/messages.json" in keys
+    collect = store.read_pointer(
+        "acme", pointer_key("acme", result.run_id, "each__collect", "result")
+    )
+    assert set(collect.upstream) == {"results[0]", "results[1]"}  # one hash per item read
 
 
 def test_tenants_cannot_read_each_others_pointers(artifacts_backend: ArtifactsBackend) -> None:

@@ -177,7 +177,8 @@ class ContentAddressedIOManager(dg.IOManager):
         key = pointer_key(tenant, upstream.run_id, upstream.step_key, output)
         pointer = self.store.read_pointer(tenant, key)
         consumer = _consumer_step(context)
-        self._loaded.setdefault(consumer, {})[context.name] = pointer.sha256
+        label = f"{context.name}[{upstream.mapping_key}]" if upstream.mapping_key else context.name
+        self._loaded.setdefault(consumer, {})[label] = pointer.sha256
         gate = _meta_value(context.definition_metadata.get(INPUT_KIND)) == "gate"
         if gate and pointer.skipped is None:
             return dict(NOT_LOADED)  # the pointer says it ran: no need to read the value
