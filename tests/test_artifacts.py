@@ -223,7 +223,10 @@ def test_for_each_outputs_get_one_pointer_per_item(
     collect = store.read_pointer(
         "acme", pointer_key("acme", result.run_id, "each__collect", "result")
     )
-    assert set(collect.upstream) == {"results[0]", "results[1]"}  # one hash per item read
+    assert set(collect.upstream) == {
+        "results/each[0]/result",
+        "results/each[1]/result",
+    }  # one hash per item read
 
 
 def test_tenants_cannot_read_each_others_pointers(artifacts_backend: ArtifactsBackend) -> None:

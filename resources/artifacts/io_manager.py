@@ -177,7 +177,9 @@ class ContentAddressedIOManager(dg.IOManager):
         key = pointer_key(tenant, upstream.run_id, upstream.step_key, output)
         pointer = self.store.read_pointer(tenant, key)
         consumer = _consumer_step(context)
-        label = f"{context.name}[{upstream.mapping_key}]" if upstream.mapping_key else context.name
+        label = context.name  # a collected input loads once per item: name each one
+        if upstream.mapping_key or "[" in upstream.step_key:
+            label = f"{context.name}/{upstream.step_key}/{output}"
         self._loaded.setdefault(consumer, {})[label] = pointer.sha256
         gate = _meta_value(context.definition_metadata.get(INPUT_KIND)) == "gate"
         if gate and pointer.skipped is None:
