@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -421,3 +422,44 @@ def test_two_workflows_cannot_declare_the_same_asset_key(
         compile_workflows([first, second])
     message = str(caught.value.diagnostics[0])
     assert "two.yaml" in message and "asset 'shared/report' is already defined by" in message
+
+
+def test_the_code_location_stores_outputs_where_maestro_artifacts_points(
+    artifacts_backend: ArtifactsBackend, tmp_path: Path
+) -> None:
+    """`dagster job execute` on the code location (multiprocess executor, one process per
+    step): the IO manager comes from the environment, local folder or s3:// alike."""
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    (workflows / "pipeline.yaml").write_text(textwrap.dedent(PIPELINE), encoding="utf-8")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        **os.environ,
+        "MAESTRO_WORKFLOWS_DIR": str(workflows),
+        "DAGSTER_HOME": str(home),
+        "MAESTRO_ARTIFACTS": artifacts_backend.location,
+        "MAESTRO_S3_ENDPOINT_URL": artifacts_backend.endpoint_url or "",
+    }
+    command = [str(Path(sys.executable).with_name("dagster")), "job", "execute"]
+    command += ["-m", "maestro_defs.definitions", "-j", "artifacts_pipeline"]
+    completed = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    store = artifacts_backend.store()
+    steps = {info.key.split("/", 4)[4] for info in store.pointers("acme")}
+    assert steps == {
+        "extract/result.json",
+        "extract/outputs/rows.json",
+        "transform/result.json",
+        "transform/outputs/report.json",
+        "notify/result.json",
+    }
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey(["acme", "reports", "daily"]))
+        assert event is not None
+        assert (
+            event.asset_materialization.metadata["sha256"].value
+            == hashlib.sha256(b'{"total":6}').hexdigest()
+        )
