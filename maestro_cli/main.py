@@ -12,6 +12,7 @@ from typing import NoReturn
 import click
 import dagster as dg
 
+from maestro_cli import artifacts as artifact_commands
 from maestro_cli import runner
 from maestro_cli.params import ParamError, parse_params
 from maestro_cli.render import FORMATS, render_plan
@@ -30,6 +31,7 @@ from yaml_compiler import (
     workflow_files_in,
 )
 from yaml_compiler.build import build_job
+from yaml_compiler.durations import parse_duration
 from yaml_compiler.plan import WorkflowPlan, param_value_problems
 from yaml_compiler.schema import workflow_json_schema
 
@@ -176,15 +178,80 @@ def run(file: Path, params: tuple[str, ...], verbose: bool) -> None:
         f"{len(workflow.steps)} steps) on the instance in {home}"
     )
     tags = {"maestro/launched_by": "maestro-cli", "maestro/source_file": str(file.resolve())}
+    resources = {"io_manager": artifact_commands.io_manager_for(home)}
     with dg.DagsterInstance.from_config(str(home)) as instance:
         try:
-            outcome = runner.execute(workflow, job, instance, sys.stdout, tags)
+            outcome = runner.execute(workflow, job, instance, sys.stdout, tags, resources)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
     for line in runner.summary_lines(outcome, home, file):
         click.echo(line)
     sys.exit(0 if outcome.success else 1)
+
+
+# ---------------------------------------------------------------- artifacts
+
+
+@cli.group()
+def artifacts() -> None:
+    """The content-addressed artifact store (MAESTRO_ARTIFACTS, else DAGSTER_HOME/artifacts)."""
+
+
+def _duration_option(_ctx: object, _param: object, value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@artifacts.command("gc")
+@click.option(
+    "--older-than",
+    default="30d",
+    show_default=True,
+    callback=_duration_option,
+    help="Only objects at least this old (30d, 12h, 0s...).",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be deleted; delete nothing.")
+def artifacts_gc(older_than: float, dry_run: bool) -> None:
+    """Delete pointers of deleted runs, then content no pointer references.
+
+    A run is deleted when the Dagster instance no longer has it. Content still referenced
+    by any remaining pointer is never deleted.
+    """
+    home = runner.instance_home()
+    store = artifact_commands.io_manager_for(home).open_store()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        report = artifact_commands.run_gc(store, instance, older_than, dry_run)
+    for line in artifact_commands.gc_lines(report, dry_run):
+        click.echo(line)
+
+
+@artifacts.command("ls")
+@click.argument("run_id", required=False)
+def artifacts_ls(run_id: str | None) -> None:
+    """List pointers (of one run, or all): key, sha256, size."""
+    store = artifact_commands.io_manager_for(runner.instance_home()).open_store()
+    for tenant in store.tenants():
+        for info in store.pointers(tenant):
+            if run_id and f"/runs/{run_id}/" not in info.key:
+                continue
+            pointer = store.read_pointer(tenant, info.key)
+            skipped = " (skipped)" if pointer.skipped else ""
+            click.echo(f"{info.key}  {pointer.sha256}  {pointer.size}{skipped}")
+
+
+@artifacts.command("verify")
+def artifacts_verify() -> None:
+    """Re-hash every stored object; exit 1 and name each one that does not match its key."""
+    from resources.artifacts import verify_all
+
+    store = artifact_commands.io_manager_for(runner.instance_home()).open_store()
+    problems = verify_all(store)
+    if problems:
+        _fail(problems)
+    click.echo("all artifacts match their hashes")
 
 
 # ---------------------------------------------------------------- templates, init, schema

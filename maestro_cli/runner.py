@@ -61,6 +61,7 @@ def execute(
     instance: dg.DagsterInstance,
     out: TextIO,
     tags: Mapping[str, str] | None = None,
+    resources: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
     """Run the job in process, printing each step event as the instance stores it."""
     run_id = str(uuid.uuid4())
@@ -81,6 +82,7 @@ def execute(
         raise_on_error=False,
         run_id=run_id,
         tags=dict(tags or {}),
+        resources=dict(resources or {}),
     )
     if errors:
         raise errors[0]

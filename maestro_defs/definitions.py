@@ -4,19 +4,18 @@ A file that does not compile fails the whole load with its file, line and messag
 `dagster definitions validate` and the UI show it instead of the job silently vanishing.
 """
 
-import dagster as dg
-
 from maestro_defs.workflows import (
     build_definitions,
     compile_workflows,
     workflow_dirs,
     workflow_files,
 )
+from resources.artifacts import ArtifactsIOManager
 
 RESOURCES = {
-    # Step outputs are pickled under the instance's storage folder until the content-addressed
-    # IO manager replaces this.
-    "io_manager": dg.FilesystemIOManager(),
+    # Every step output stored once by content hash (docs/artifacts.md): MAESTRO_ARTIFACTS
+    # (a folder or s3://bucket/prefix), else $DAGSTER_HOME/artifacts.
+    "io_manager": ArtifactsIOManager(),
 }
 
 defs = build_definitions(compile_workflows(workflow_files(workflow_dirs())), RESOURCES)

@@ -45,6 +45,7 @@ def compile_workflows(files: Iterable[Path]) -> list[CompiledWorkflow]:
     problems: list[Diagnostic] = []
     job_files: dict[str, str] = {}  # Dagster name -> the file that defines it
     schedule_files: dict[str, str] = {}
+    asset_files: dict[str, str] = {}
     for path in files:
         try:
             workflow = compile_file(path)
@@ -56,6 +57,7 @@ def compile_workflows(files: Iterable[Path]) -> list[CompiledWorkflow]:
             for kind, names, owners in (
                 ("workflow job", [workflow.plan.job_name], job_files),
                 ("schedule", [s.name for s in workflow.schedules], schedule_files),
+                ("asset", [a.key.to_user_string() for a in workflow.assets], asset_files),
             )
             for name in names
             if name in owners
@@ -70,6 +72,7 @@ def compile_workflows(files: Iterable[Path]) -> list[CompiledWorkflow]:
             continue
         job_files[workflow.plan.job_name] = str(path)
         schedule_files.update({s.name: str(path) for s in workflow.schedules})
+        asset_files.update({a.key.to_user_string(): str(path) for a in workflow.assets})
         compiled.append(workflow)
     if problems:
         raise WorkflowCompileError(problems)
@@ -82,6 +85,7 @@ def build_definitions(
     workflows = list(workflows)
     return dg.Definitions(
         jobs=[w.job for w in workflows],
+        assets=[a for w in workflows for a in w.assets],
         schedules=[s for w in workflows for s in w.schedules],
         resources=dict(resources or {}),
     )

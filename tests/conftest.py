@@ -16,6 +16,8 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from resources.artifacts import ArtifactsIOManager, ArtifactStore
+from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3, running_seaweedfs
 from yaml_compiler import CompiledWorkflow, compile_file
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -128,3 +130,59 @@ def postgres_url() -> Iterator[str]:
             )
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[SeaweedS3]:
+    """One SeaweedFS `weed mini` per test session, every port free-picked, data in a temp dir."""
+    with running_seaweedfs() as server:
+        yield server
+
+
+class ArtifactsBackend:
+    """Where a test's artifacts go: a temp folder or a fresh bucket on the session's SeaweedFS."""
+
+    def __init__(self, kind: str, location: str, endpoint_url: str | None, client: Any = None):
+        self.kind, self.location, self.endpoint_url, self.client = (
+            kind,
+            location,
+            endpoint_url,
+            client,
+        )
+
+    def io_manager(self) -> ArtifactsIOManager:
+        return ArtifactsIOManager(location=self.location, s3_endpoint_url=self.endpoint_url)
+
+    def store(self) -> ArtifactStore:
+        return self.io_manager().open_store()
+
+    def corrupt(self, key: str) -> None:
+        """Flip the first byte of a stored object behind the store's back."""
+        if self.kind == "local":
+            path = Path(self.location) / key
+            data = bytearray(path.read_bytes())
+            data[0] ^= 0xFF
+            path.chmod(0o644)
+            path.write_bytes(bytes(data))
+            return
+        bucket, _, prefix = self.location.removeprefix("s3://").partition("/")
+        full = f"{prefix}/{key}" if prefix else key
+        data = bytearray(self.client.get_object(Bucket=bucket, Key=full)["Body"].read())
+        data[0] ^= 0xFF
+        self.client.put_object(Bucket=bucket, Key=full, Body=bytes(data))
+
+
+@pytest.fixture(params=["local", "s3"])
+def artifacts_backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> ArtifactsBackend:
+    """The same artifact tests on both backends: a local folder and SeaweedFS over S3."""
+    if request.param == "local":
+        return ArtifactsBackend("local", str(tmp_path / "artifacts"), None)
+    server: SeaweedS3 = request.getfixturevalue("seaweedfs")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    bucket = f"maestro-{uuid.uuid4().hex[:12]}"
+    server.create_bucket(bucket)
+    return ArtifactsBackend("s3", f"s3://{bucket}/artifacts", server.endpoint_url, server.client())

@@ -621,3 +621,54 @@ def test_a_quiet_console_keeps_every_event_in_the_event_log(
         result.run_id, of_type=dg.DagsterEventType.STEP_START
     ).records
     assert len(starts) == 3
+
+
+# ---------------------------------------------------------------- artifacts
+
+ARTIFACTS_FLOW = """
+name: cli-artifacts
+steps:
+  - id: make
+    run: echo
+    with: {message: kept}
+  - id: use
+    run: echo
+    with: {message: "{{ steps.make.output.message }}!"}
+"""
+
+
+def test_run_stores_artifacts_and_gc_removes_only_deleted_runs_content(
+    maestro: Maestro, write: Callable[[str, str], Path], home: Path
+) -> None:
+    write("flow.yaml", ARTIFACTS_FLOW)
+    first = _run_id(maestro("run", "flow.yaml").stdout)
+    write("flow.yaml", ARTIFACTS_FLOW.replace("kept", "gone"))
+    second = _run_id(maestro("run", "flow.yaml").stdout)
+    root = home / "artifacts" / "tenants" / "default"
+    assert {p.name for p in (root / "runs").iterdir()} == {first, second}
+    objects = sorted(p.name for p in (root / "cas").rglob("*") if p.is_file())
+    assert len(objects) == 4  # make and use, per run: no value shared
+
+    listed = maestro("artifacts", "ls", first)
+    assert listed.returncode == 0 and listed.stdout.count(f"/runs/{first}/") == 2
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.delete_run(second)
+    dry = maestro("artifacts", "gc", "--older-than", "0s", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete 2 pointer(s) of deleted runs and 2 unreferenced object(s)" in dry.stdout
+    assert {p.name for p in (root / "runs").iterdir()} == {first, second}  # nothing deleted
+    young = maestro("artifacts", "gc")  # default --older-than 30d: everything is too young
+    assert "deleted 0 pointer(s)" in young.stdout
+    done = maestro("artifacts", "gc", "--older-than", "0s")
+    assert "deleted 2 pointer(s) of deleted runs and 2 unreferenced object(s)" in done.stdout
+    assert {p.name for p in (root / "runs").iterdir()} == {first}
+    assert maestro("artifacts", "verify").returncode == 0
+
+    stored = next(p for p in (root / "cas").rglob("*") if p.is_file())
+    stored.chmod(0o644)
+    stored.write_bytes(b"tampered")
+    broken = maestro("artifacts", "verify")
+    assert broken.returncode == 1 and stored.name in broken.stderr and "corrupted" in broken.stderr
+    bad = maestro("artifacts", "gc", "--older-than", "soon")
+    assert bad.returncode == 2 and "invalid duration" in bad.stderr

@@ -9,12 +9,14 @@ Dagster skips everything downstream of it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.dependency import DynamicCollectDependencyDefinition
 
+from resources.artifacts.io_manager import DECLARED_OUTPUTS, INPUT_KIND
 from resources.plugins import PluginRegistry, default_registry
 from yaml_compiler.plan import PlannedStep, WorkflowPlan, op_name_for, schedule_names
 from yaml_compiler.spec import ParamSpec, RetrySpec
@@ -43,14 +45,70 @@ _RESULT = {
 }
 _WAIT_INPUT = dg.In(dg.Nothing)
 _VALUE_INPUT = dg.In(dg.Any)
+_GATE_INPUT = dg.In(dg.Any, metadata={INPUT_KIND: "gate"})
+"""`needs_<op>`: the IO manager answers "was it skipped?" from the pointer, without the value."""
 _PARAMS_CONFIG = {"params": dg.Field(dg.Permissive(), is_required=False, default_value={})}
 """Each op receives the run's params through the job's ConfigMapping (see build_job)."""
 _JITTER = {True: dg.Jitter.PLUS_MINUS, "plus_minus": dg.Jitter.PLUS_MINUS, "full": dg.Jitter.FULL}
 
 
-def _is_order_input(name: str) -> bool:
-    """Nothing-typed inputs (`after_<op>`): wait for an upstream without loading its output."""
-    return name.startswith("after_")
+def _input_def(name: str) -> dg.In:
+    """`after_<op>` waits (Nothing), `needs_<op>` checks for a skip, `from_<op>` reads data."""
+    if name.startswith("after_"):
+        return _WAIT_INPUT
+    return _GATE_INPUT if name.startswith("needs_") else _VALUE_INPUT
+
+
+def _result_out(step: PlannedStep) -> dict[str, dg.Out]:
+    """The step's `result`; with declared outputs, the IO manager materialises them as assets."""
+    if not step.outputs:
+        return _RESULT
+    declared = [{"name": o.name, "asset_key": o.asset_key} for o in step.outputs]
+    return {
+        "result": dg.Out(
+            dg.Any,
+            is_required=False,
+            description=_RESULT["result"].description,
+            metadata={DECLARED_OUTPUTS: dg.MetadataValue.json(declared)},
+        )
+    }
+
+
+def _asset_key(text: str | None) -> dg.AssetKey:
+    assert text is not None  # the plan fills in default keys
+    return dg.AssetKey(text.split("/"))
+
+
+def build_asset_specs(plan: WorkflowPlan) -> list[dg.AssetSpec]:
+    """One asset per declared output, depending on the declared outputs of the steps it reads
+    or depends on (through steps that declare none), for the UI's lineage graph."""
+    by_id = {step.id: step for step in plan.steps}
+    upstream_assets: dict[str, tuple[dg.AssetKey, ...]] = {}
+    for step in plan.steps:  # topological order: upstreams are resolved first
+        keys: dict[dg.AssetKey, None] = {}
+        for upstream_id in dict.fromkeys((*step.depends_on, *step.data_refs)):
+            upstream = by_id[upstream_id]
+            if upstream.outputs:
+                keys.update(dict.fromkeys(_asset_key(o.asset_key) for o in upstream.outputs))
+            else:
+                keys.update(dict.fromkeys(upstream_assets[upstream_id]))
+        upstream_assets[step.id] = tuple(keys)
+    group = re.sub(r"[^A-Za-z0-9_]", "_", f"maestro_{plan.spec.name}")
+    return [
+        dg.AssetSpec(
+            _asset_key(output.asset_key),
+            deps=list(upstream_assets[step.id]),
+            description=output.description or f"Output {output.name!r} of step {step.id!r}",
+            group_name=group,
+            metadata={
+                "maestro/workflow": plan.spec.name,
+                "maestro/step_id": step.id,
+                "maestro/job": plan.job_name,
+            },
+        )
+        for step in plan.steps
+        for output in step.outputs
+    ]
 
 
 def retry_policy(retry: RetrySpec | None) -> dg.RetryPolicy | None:
@@ -184,7 +242,7 @@ class _GraphBuilder:
                 step.op_name,
                 step_body(runtime),
                 deps,
-                _RESULT,
+                _result_out(step),
                 description=_description(step),
                 retry_policy=retry_policy(step.retry),
                 config_schema=self._config(step, step.op_name),
@@ -219,7 +277,7 @@ class _GraphBuilder:
             collect_op,
             collect_body(runtime),
             {"results": DynamicCollectDependencyDefinition(step.op_name, "result")},
-            _RESULT,
+            _result_out(step),
             description=f"Collects the outputs of step `{step.id}` as a list.",
             **common,
         )
@@ -233,7 +291,7 @@ class _GraphBuilder:
         outs: Mapping[str, dg.Out],
         **kwargs: Any,
     ) -> None:
-        ins = {n: _WAIT_INPUT if _is_order_input(n) else _VALUE_INPUT for n in deps}
+        ins = {n: _input_def(n) for n in deps}
         self.node_defs.append(
             dg.OpDefinition(compute_fn=compute, name=name, ins=ins, outs=dict(outs), **kwargs)
         )

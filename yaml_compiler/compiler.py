@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 
 from resources.plugins import PluginRegistry
-from yaml_compiler.build import build_job, build_schedules
+from yaml_compiler.build import build_asset_specs, build_job, build_schedules
 from yaml_compiler.diagnostics import Diagnostic, WorkflowCompileError
 from yaml_compiler.plan import WorkflowPlan, plan_workflow
 from yaml_compiler.source import load_yaml
@@ -30,6 +30,8 @@ class CompiledWorkflow:
     plan: WorkflowPlan
     job: dg.JobDefinition
     schedules: tuple[dg.ScheduleDefinition, ...]
+    assets: tuple[dg.AssetSpec, ...] = ()
+    """Declared outputs as external assets: lineage in the UI, materialised by the job's ops."""
 
 
 def plan_text(
@@ -76,7 +78,9 @@ def compile_text(
     with _cyclic_gc_paused():
         plan = plan_text(text, filename, registry)
         job = build_job(plan, registry)
-        return CompiledWorkflow(plan, job, tuple(build_schedules(plan, job)))
+        return CompiledWorkflow(
+            plan, job, tuple(build_schedules(plan, job)), tuple(build_asset_specs(plan))
+        )
 
 
 def compile_file(path: str | Path, registry: PluginRegistry | None = None) -> CompiledWorkflow:

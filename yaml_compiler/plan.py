@@ -285,6 +285,7 @@ def plan_workflow(
         _check_depends_on(draft, by_id, doc, problems)
         if draft.spec.compensation is not None:
             _check_compensation(draft, registry, doc, problems)
+    _check_outputs(drafts, spec, doc, problems)
     _check_schedules(spec, doc, problems)
     param_values = _resolve_param_values(spec, param_overrides or {}, doc, problems)
     if not problems:
@@ -517,6 +518,46 @@ def _check_depends_on(
             )
 
 
+def default_asset_key(workflow: str, step_id: str, output: str) -> str:
+    """Where a declared output appears in Dagster's asset graph unless it names its own key."""
+    return f"maestro/{workflow}/{step_id}/{output}"
+
+
+def _resolved_outputs(draft: _Draft, spec: WorkflowSpec) -> tuple[OutputSpec, ...]:
+    return tuple(
+        o
+        if o.asset_key is not None
+        else o.model_copy(update={"asset_key": default_asset_key(spec.name, draft.id, o.name)})
+        for o in draft.spec.outputs
+    )
+
+
+def _check_outputs(
+    drafts: list[_Draft], spec: WorkflowSpec, doc: SourceDocument, problems: list[Diagnostic]
+) -> None:
+    """Output names are unique per step and asset keys unique per workflow."""
+    keys: dict[str, FieldPath] = {}
+    for draft in drafts:
+        names: set[str] = set()
+        for position, output in enumerate(_resolved_outputs(draft, spec)):
+            path = (*draft.path, "outputs", position)
+            if output.name in names:
+                problems.append(doc.diagnostic(path, f"duplicate output name {output.name!r}"))
+                continue
+            names.add(output.name)
+            assert output.asset_key is not None
+            if output.asset_key in keys:
+                line, _ = doc.position(keys[output.asset_key])
+                problems.append(
+                    doc.diagnostic(
+                        path,
+                        f"asset key {output.asset_key!r} is already declared on line {line}",
+                    )
+                )
+                continue
+            keys[output.asset_key] = path
+
+
 def _check_compensation(
     draft: _Draft, registry: PluginRegistry, doc: SourceDocument, problems: list[Diagnostic]
 ) -> None:
@@ -693,7 +734,7 @@ def _planned(
         compensation=step.compensation,
         resources=step.resources,
         pool=step.pool,
-        outputs=tuple(step.outputs),
+        outputs=_resolved_outputs(draft, spec),
         on_upstream_skip=step.on_upstream_skip,
         tags=dict(step.tags),
         uses_params="params" in draft.refs.scopes,

@@ -139,11 +139,17 @@ class ResourcesSpec(_Model):
     gpu: int | None = Field(None, ge=0)
 
 
+ASSET_KEY = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
+
+
 class OutputSpec(_Model):
-    """An artifact a step declares; the name alone is enough."""
+    """An artifact a step declares, materialised as a Dagster asset; the name alone is enough.
+
+    `asset_key` is `/`-separated; without it the plan gives `maestro/<workflow>/<step>/<name>`.
+    """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-    asset_key: str | None = None
+    asset_key: Annotated[str, Field(pattern=ASSET_KEY)] | None = None
     description: str | None = None
 
     @model_validator(mode="before")

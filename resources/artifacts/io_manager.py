@@ -1,0 +1,213 @@
+"""Dagster glue: every step output goes through the content store (store.py).
+
+`ArtifactsIOManager` is the code location's `io_manager`. It writes each output once by hash,
+a pointer per run/step/output with provenance, output metadata (`sha256`, `size`, `uri`,
+`dedup`, `serializer`), and an `AssetMaterialization` for each output a step declares.
+Loads verify the hash and refuse pointers of another tenant.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from resources.artifacts.backends import Backend, LocalBackend, S3Backend
+from resources.artifacts.store import ArtifactStore, Pointer, StoredContent, pointer_key
+
+ENV_LOCATION = "MAESTRO_ARTIFACTS"
+ENV_S3_ENDPOINT = "MAESTRO_S3_ENDPOINT_URL"
+DEFAULT_TENANT = "default"
+
+SENTINEL_KEY = "maestro/sentinel"
+"""Skip markers are `{"maestro/sentinel": "skipped", "reason": ...}` (see step_runtime)."""
+NOT_LOADED = {SENTINEL_KEY: "not_loaded"}
+"""What a gate input (`needs_<op>`) receives for an upstream that ran: its value is not read."""
+INPUT_KIND = "maestro/input"
+"""Input metadata: `gate` inputs only ask whether the upstream was skipped."""
+DECLARED_OUTPUTS = "maestro/declared_outputs"
+"""Output metadata: the step's declared outputs, [{name, asset_key}], materialised as assets."""
+
+
+def default_location(environ: Mapping[str, str] = os.environ) -> str:
+    """`MAESTRO_ARTIFACTS`, else `$DAGSTER_HOME/artifacts`, else `./.maestro/artifacts`."""
+    configured = environ.get(ENV_LOCATION)
+    if configured:
+        return configured
+    home = environ.get("DAGSTER_HOME")
+    return str(Path(home) / "artifacts") if home else str(Path(".maestro") / "artifacts")
+
+
+def split_s3_uri(location: str) -> tuple[str, str]:
+    rest = location.removeprefix("s3://")
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise ValueError(f"{location!r}: an S3 location is s3://bucket[/prefix]")
+    return bucket, prefix.strip("/")
+
+
+def open_backend(
+    location: str,
+    s3_endpoint_url: str | None = None,
+    s3_region_name: str | None = None,
+    fsync: bool = True,
+) -> Backend:
+    """`s3://bucket/prefix` through dagster-aws's S3Resource, anything else a local folder."""
+    if location.startswith("s3://"):
+        from dagster_aws.s3 import S3Resource  # boto3 only when S3 is used
+
+        bucket, prefix = split_s3_uri(location)
+        client = S3Resource(endpoint_url=s3_endpoint_url, region_name=s3_region_name).get_client()
+        return S3Backend(client, bucket, prefix)
+    return LocalBackend(location, fsync=fsync)
+
+
+def is_skip_marker(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SENTINEL_KEY) == "skipped"
+
+
+def _meta_value(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def _run_tags(context: dg.InputContext | dg.OutputContext) -> Mapping[str, str]:
+    try:
+        return context.step_context.dagster_run.tags
+    except Exception:  # contexts built outside a run (build_output_context) have no run
+        return {}
+
+
+def _op_tags(context: dg.OutputContext) -> Mapping[str, str]:
+    try:
+        return context.op_def.tags
+    except Exception:
+        return {}
+
+
+def _consumer_step(context: dg.InputContext) -> str:
+    try:
+        return context.step_context.step.key
+    except Exception:
+        return ""
+
+
+class ContentAddressedIOManager(dg.IOManager):
+    """One per run process: remembers the hashes a step loaded, for its pointers' provenance."""
+
+    def __init__(self, store: ArtifactStore):
+        self.store = store
+        self._loaded: dict[str, dict[str, str]] = {}  # consumer step key -> {input: sha256}
+
+    # ------------------------------------------------------------ output
+
+    def _pointer(
+        self, context: dg.OutputContext, stored: StoredContent, output: str, skipped: str | None
+    ) -> Pointer:
+        run_tags, op_tags = _run_tags(context), _op_tags(context)
+        return Pointer(
+            sha256=stored.sha256,
+            size=stored.size,
+            media_type=stored.media_type,
+            serializer=stored.serializer,
+            tenant=run_tags.get("maestro/tenant", DEFAULT_TENANT),
+            workflow=run_tags.get("maestro/workflow", op_tags.get("maestro/workflow", "")),
+            job=context.job_name,
+            run_id=context.run_id,
+            step_id=op_tags.get("maestro/step_id", context.step_key),
+            step_key=context.step_key,
+            output=output,
+            mapping_key=context.mapping_key,
+            upstream=dict(self._loaded.get(context.step_key, {})),
+            skipped=skipped,
+            created_at=time.time(),
+        )
+
+    def _store(
+        self, context: dg.OutputContext, value: Any, output: str, skipped: str | None = None
+    ) -> StoredContent:
+        tenant = _run_tags(context).get("maestro/tenant", DEFAULT_TENANT)
+        stored = self.store.store_value(tenant, value)
+        pointer = self._pointer(context, stored, output, skipped)
+        self.store.write_pointer(
+            pointer_key(tenant, context.run_id, context.step_key, output), pointer
+        )
+        return stored
+
+    @staticmethod
+    def _output_name(name: str, mapping_key: str | None) -> str:
+        return f"{name}/{mapping_key}" if mapping_key else name
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        skipped = obj.get("reason", "skipped") if is_skip_marker(obj) else None
+        stored = self._store(
+            context, obj, self._output_name(context.name, context.mapping_key), skipped
+        )
+        context.add_output_metadata(stored.metadata())
+        if skipped is not None:
+            return
+        declared = _meta_value(context.definition_metadata.get(DECLARED_OUTPUTS)) or []
+        step_id = _op_tags(context).get("maestro/step_id", context.step_key)
+        for item in declared:
+            name = item["name"]
+            value = obj[name] if isinstance(obj, dict) and name in obj else obj
+            artifact = self._store(context, value, f"outputs/{name}")
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=dg.AssetKey(item["asset_key"].split("/")),
+                    description=f"output {name!r} of step {step_id!r}",
+                    metadata={**artifact.metadata(), "run_id": context.run_id},
+                )
+            )
+
+    # ------------------------------------------------------------ input
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        upstream = context.upstream_output
+        if upstream is None:
+            raise dg.DagsterInvariantViolationError(
+                f"input {context.name!r} has no upstream output to load"
+            )
+        tenant = _run_tags(context).get("maestro/tenant", DEFAULT_TENANT)
+        output = self._output_name(upstream.name, upstream.mapping_key)
+        key = pointer_key(tenant, upstream.run_id, upstream.step_key, output)
+        pointer = self.store.read_pointer(tenant, key)
+        consumer = _consumer_step(context)
+        label = context.name  # a collected input loads once per item: name each one
+        if upstream.mapping_key or "[" in upstream.step_key:
+            label = f"{context.name}/{upstream.step_key}/{output}"
+        self._loaded.setdefault(consumer, {})[label] = pointer.sha256
+        gate = _meta_value(context.definition_metadata.get(INPUT_KIND)) == "gate"
+        if gate and pointer.skipped is None:
+            return dict(NOT_LOADED)  # the pointer says it ran: no need to read the value
+        return self.store.load(pointer)
+
+
+class ArtifactsIOManager(dg.ConfigurableIOManagerFactory):
+    """Content-addressed storage for every step output: local folder or S3.
+
+    `location`: a folder or `s3://bucket/prefix`; empty means `MAESTRO_ARTIFACTS`, else
+    `$DAGSTER_HOME/artifacts`. S3 goes through dagster-aws's S3Resource (credentials from the
+    usual AWS environment), `s3_endpoint_url` for SeaweedFS/MinIO.
+    """
+
+    location: str = Field(default="", description="Folder or s3://bucket/prefix.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint (SeaweedFS...).")
+    s3_region_name: str | None = Field(default=None, description="S3 region.")
+    fsync: bool = Field(
+        default=True,
+        description="Local backend: fsync each new object before publishing it (durable "
+        "across power loss; a load still detects a torn object by its hash).",
+    )
+
+    def open_store(self) -> ArtifactStore:
+        location = self.location or default_location()
+        endpoint = self.s3_endpoint_url or os.environ.get(ENV_S3_ENDPOINT) or None
+        return ArtifactStore(open_backend(location, endpoint, self.s3_region_name, self.fsync))
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> ContentAddressedIOManager:
+        return ContentAddressedIOManager(self.open_store())
