@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import dagster as dg
 
 from maestro_cli.progress import RunProgress
+from resources.defaults import step_resources
 from yaml_compiler.plan import WorkflowPlan
 
 DEFAULT_HOME = ".dagster_home"
@@ -81,6 +82,7 @@ def execute(
         raise_on_error=False,
         run_id=run_id,
         tags=dict(tags or {}),
+        resources=step_resources(),  # LLM steps: MAESTRO_LITELLM_CONFIG, OLLAMA_HOST
     )
     if errors:
         raise errors[0]

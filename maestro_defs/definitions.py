@@ -12,11 +12,14 @@ from maestro_defs.workflows import (
     workflow_dirs,
     workflow_files,
 )
+from resources.defaults import step_resources
 
 RESOURCES = {
     # Step outputs are pickled under the instance's storage folder until the content-addressed
     # IO manager replaces this.
     "io_manager": dg.FilesystemIOManager(),
+    # LLM steps: the LiteLLM Router (MAESTRO_LITELLM_CONFIG) and the Ollama host (OLLAMA_HOST).
+    **step_resources(),
 }
 
 defs = build_definitions(compile_workflows(workflow_files(workflow_dirs())), RESOURCES)
