@@ -118,6 +118,8 @@ def summary_lines(outcome: RunOutcome, home: Path, workflow_file: Path) -> list[
         f"run {outcome.run_id}: {outcome.status} in {outcome.duration:.2f}s",
         f"steps: {counted}",
     ]
+    if outcome.progress.cost_usd:
+        lines.append(f"cost: ${outcome.progress.cost_usd:.6f} (sum of the steps' cost_usd)")
     if outcome.progress.failures:
         lines.append("failed steps:")
         lines += [f"  {step}: {message}" for step, message in outcome.progress.failures.items()]
