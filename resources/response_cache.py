@@ -13,9 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import diskcache
-
-_OPEN: dict[str, diskcache.Cache] = {}
+_OPEN: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
 
@@ -31,6 +29,8 @@ class ResponseCache:
         with _LOCK:
             cache = _OPEN.get(str(directory))
             if cache is None:
+                import diskcache  # here: only steps with `cache: true` need it
+
                 directory.mkdir(parents=True, exist_ok=True)
                 cache = diskcache.Cache(str(directory))
                 _OPEN[str(directory)] = cache

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 from pydantic import Field
 
 from resources.litellm_resource import DEFAULT_OUTPUT_TOKENS, LiteLLMClient, Price
@@ -44,8 +43,8 @@ _ERROR_KINDS = {
     "APITimeoutError": "timeout",
     "AuthenticationError": "auth",
     "PermissionDeniedError": "auth",
-    "NotFoundError": "not_found",
-    "ContentPolicyViolationError": "content_policy",
+    "NotFoundError": "model_not_found",
+    "ContentPolicyViolationError": "bad_request",
     "BadRequestError": "bad_request",
     "APIConnectionError": "connection",
     "InternalServerError": "server_error",
@@ -129,6 +128,8 @@ def prepare_generate(raw: dict[str, Any], workflow_dir: Path | None = None) -> d
 
 def litellm_response_format(value: Any) -> dict[str, Any] | None:
     """`json`, `{type: json_object}`, a JSON Schema, or OpenAI's `{type: json_schema, ...}`."""
+    import jsonschema  # here: the code location does not pay for it unless a step needs it
+
     if value is None or value == "text":
         return None
     if value == "json":
@@ -170,7 +171,7 @@ def build_messages(params: LiteLLMParams) -> list[dict[str, Any]]:
             try:
                 text = _template(params).render(params.template_variables)
             except PromptTemplateError as exc:
-                raise StepError(str(exc), kind="config") from exc
+                raise StepError(str(exc)) from exc
         else:
             text = params.prompt or ""
         messages = [{"role": "user", "content": text}]
@@ -194,9 +195,7 @@ def _sampling(params: LiteLLMParams) -> dict[str, Any]:
 def _client(ctx: StepContext) -> LiteLLMClient:
     resource = ctx.resources.get(RESOURCE_KEY)
     if resource is None:
-        raise StepError(
-            "litellm.generate needs the `litellm` resource (LiteLLMResource)", kind="config"
-        )
+        raise StepError("litellm.generate needs the `litellm` resource (LiteLLMResource)")
     return resource.client()
 
 
@@ -300,7 +299,7 @@ def _complete(
                 response = client.litellm.completion(model=model, messages=messages, **options)
             return response, model, tried
         except Exception as exc:
-            if _error_kind(exc) in ("auth", "bad_request", "content_policy", "budget"):
+            if _error_kind(exc) in ("auth", "bad_request", "budget"):
                 raise
             last = exc
     assert last is not None
@@ -315,6 +314,8 @@ def _cached(
 
 
 def _parse_json(text: str, response_format: dict[str, Any] | None) -> Any:
+    import jsonschema
+
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:

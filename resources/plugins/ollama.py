@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import jsonschema
 from pydantic import Field
 
 from resources.ollama_resource import OllamaResource, ServerModel, ServerState, full_name
@@ -130,6 +129,8 @@ def _prepare(kind: Literal["generate", "chat"]):
         if isinstance(fmt, str) and fmt not in ("json", "") and "{{" not in fmt:
             raise PrepareError("format", "format is `json` or a JSON Schema")
         if isinstance(fmt, dict):
+            import jsonschema  # here: the code location does not pay for it unless needed
+
             try:
                 jsonschema.validators.validator_for(fmt).check_schema(fmt)
             except jsonschema.SchemaError as exc:
@@ -145,7 +146,7 @@ def _prepare(kind: Literal["generate", "chat"]):
 def _resource(ctx: StepContext) -> OllamaResource:
     resource = ctx.resources.get(RESOURCE_KEY)
     if resource is None:
-        raise StepError("ollama steps need the `ollama` resource (OllamaResource)", kind="config")
+        raise StepError("ollama steps need the `ollama` resource (OllamaResource)")
     return resource
 
 
@@ -201,6 +202,8 @@ def _generate(
 
 
 def _parse_format(text: str, fmt: Any) -> Any:
+    import jsonschema
+
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
