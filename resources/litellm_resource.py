@@ -24,6 +24,8 @@ import dagster as dg
 import yaml
 from pydantic import Field
 
+from resources.response_cache import DiskResponseCache, RedisResponseCache, ResponseCache
+
 ENV_PREFIX = "os.environ/"
 CONFIG_ENV = "MAESTRO_LITELLM_CONFIG"
 ROUTING_STRATEGIES = {
@@ -110,7 +112,14 @@ class LiteLLMClient:
     group_fallbacks: dict[str, list[str]]
     cache_dir: Path
     cache_ttl_seconds: int | None
+    redis_url: str | None = None
     _prices: dict[str, Price] = field(default_factory=dict)
+
+    def response_cache(self) -> ResponseCache:
+        """Redis when the resource names one, else the local disk."""
+        if self.redis_url:
+            return RedisResponseCache(self.redis_url, self.cache_ttl_seconds)
+        return DiskResponseCache(self.cache_dir, self.cache_ttl_seconds)
 
     @property
     def groups(self) -> set[str]:
@@ -156,7 +165,7 @@ class LiteLLMClient:
                 continue
             cost_in = known.get("input_cost_per_token")
             cost_out = known.get("output_cost_per_token")
-            if cost_in is None and cost_out is None:
+            if not cost_in and not cost_out:  # unknown models come back with zeros
                 continue
             return Price(
                 float(cost_in or 0.0),
@@ -229,6 +238,11 @@ class LiteLLMResource(dg.ConfigurableResource):
     cache_ttl_seconds: int | None = Field(
         default=None, description="How long a cached response stays valid; None: forever."
     )
+    cache_redis_url: str | None = Field(
+        default=None,
+        description="Cache in Redis instead of on disk (redis://...; give it with dg.EnvVar "
+        "when it holds a password). Needs the `redis` extra.",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> LiteLLMResource:
@@ -264,8 +278,9 @@ class LiteLLMResource(dg.ConfigurableResource):
             if params.get("api_key"):
                 secrets.add(str(params["api_key"]))
             resolved.append({**deployment, "litellm_params": params})
-        if self.api_key:
-            secrets.add(self.api_key)
+        for secret in (self.api_key, self.cache_redis_url):
+            if secret:
+                secrets.add(secret)
         return resolved, tuple(sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True))
 
     def routing(self) -> str:
@@ -281,7 +296,8 @@ class LiteLLMResource(dg.ConfigurableResource):
         """The Router for this configuration, built once per process and reused by every step
         (its cooldowns and latency stats only help when they outlive a call)."""
         deployments, secrets = self._resolved(self.all_deployments(), environ)
-        settings = self.model_dump(exclude={"model_list", "api_key"})
+        settings = self.model_dump(exclude={"model_list", "api_key", "cache_redis_url"})
+        settings["secrets"] = hashlib.sha256("\0".join(secrets).encode()).hexdigest()
         digest = hashlib.sha256(
             json.dumps([deployments, settings], sort_keys=True, default=str).encode()
         ).hexdigest()
@@ -315,6 +331,7 @@ class LiteLLMResource(dg.ConfigurableResource):
             group_fallbacks=dict(self.fallbacks),
             cache_dir=Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir(),
             cache_ttl_seconds=self.cache_ttl_seconds,
+            redis_url=self.cache_redis_url,
         )
 
     def describe(self) -> list[str]:

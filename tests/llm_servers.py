@@ -248,6 +248,10 @@ class OpenAIServer(_Base):
         last = str(messages[-1].get("content") or "") if messages else ""
         with self._generating():
             text = self._text_for(model, body, last)
+        finish = "stop"
+        limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        if limit and _words(text) > limit:  # a "token" is a word here
+            text, finish = " ".join(text.split()[:limit]), "length"
         usage = {
             "prompt_tokens": _words(prompt_text),
             "completion_tokens": _words(text),
@@ -271,7 +275,7 @@ class OpenAIServer(_Base):
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
+                        "finish_reason": finish,
                     }
                 ],
                 "usage": usage,

@@ -6,7 +6,9 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
+import os
 import textwrap
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 from resources.litellm_resource import LiteLLMConfigError, LiteLLMResource, load_model_list
 from resources.plugins import RunInfo, StepContext, StepError
 from resources.plugins.litellm_generate import LITELLM_GENERATE, LiteLLMParams
+from resources.response_cache import REDIS_PREFIX
 from tests.llm_servers import (
     Failure,
     OpenAIServer,
@@ -578,3 +581,73 @@ def test_litellm_is_pinned_exactly() -> None:
     assert importlib.metadata.version("litellm") == "1.110.2"
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert '"litellm==1.110.2"' in pyproject
+
+
+def test_redis_response_cache(tmp_path: Path, server: OpenAIServer) -> None:
+    import redis
+
+    url = os.environ.get("MAESTRO_TEST_REDIS", "redis://127.0.0.1:6379/15")
+    res = resource(tmp_path, priced("gpt", server), cache_redis_url=url)
+    prompt = f"cache me in redis {uuid.uuid4()}"
+    first = generate(res, model="gpt", prompt=prompt, cache=True)
+    second = generate(res, model="gpt", prompt=prompt, cache=True)
+    assert (first["cached"], second["cached"], len(server.requests)) == (False, True, 1)
+    keys = redis.Redis.from_url(url).keys(f"{REDIS_PREFIX}*")
+    assert keys
+    assert not (tmp_path / "llm-cache").exists()  # nothing went to the disk cache
+    redis.Redis.from_url(url).delete(*keys)
+
+
+def test_unpriced_model_says_so(tmp_path: Path, server: OpenAIServer) -> None:
+    res = resource(tmp_path, deployment("house-model", server, model="house-model-7b"))
+    ctx = step_context(res)
+    assert LITELLM_GENERATE.run is not None
+    output = LITELLM_GENERATE.run(LiteLLMParams(model="house-model", prompt="hi"), ctx)
+    assert (output["cost_usd"], output["priced"]) == (0.0, False)
+    assert any("no price known for house-model" in line for line in ctx.log.lines)  # type: ignore[attr-defined]
+
+
+def test_the_estimate_bounds_the_actual_cost(tmp_path: Path, server: OpenAIServer) -> None:
+    res = resource(tmp_path, priced("gpt", server))
+    params = LiteLLMParams(model="gpt", prompt="count these five words please", max_tokens=20)
+    assert LITELLM_GENERATE.estimate_cost is not None and LITELLM_GENERATE.run is not None
+    estimate = LITELLM_GENERATE.estimate_cost(params, step_context(res))
+    tokens = res.client().litellm.token_counter(
+        model="openai/gpt", messages=[{"role": "user", "content": params.prompt}]
+    )
+    assert estimate == pytest.approx(tokens * IN_PRICE + 20 * OUT_PRICE)
+    actual = LITELLM_GENERATE.run(params, step_context(res))["cost_usd"]
+    assert 0 < actual <= estimate
+
+
+def test_a_later_step_is_refused_once_earlier_steps_spent_the_budget(
+    tmp_path: Path,
+    server: OpenAIServer,
+    write_workflow: Callable[..., Path],
+    instance: dg.DagsterInstance,
+) -> None:
+    res = resource(tmp_path, priced("gpt", server))
+    # Each step may cost 0.012 (8 prompt tokens as LiteLLM counts a chat message, 2 output
+    # tokens) and spends 0.005 (1 prompt word, 2 output words): the second no longer fits.
+    result = run_workflow(
+        write_workflow,
+        instance,
+        res,
+        """
+        name: budget-spent
+        budget: {max_cost_usd: 0.015}
+        steps:
+          - id: first
+            run: litellm
+            with: {model: gpt, prompt: "a", max_tokens: 2}
+          - id: second
+            run: litellm
+            depends_on: [first]
+            with: {model: gpt, prompt: "b", max_tokens: 2}
+        """,
+    )
+    assert result.output_for_node("first")["cost_usd"] == pytest.approx(0.005)
+    message, metadata = failure(result, "second")
+    assert metadata["error_kind"] == "budget"
+    assert "the run has $0.010000 left of its $0.015 budget" in message
+    assert len(server.requests) == 1

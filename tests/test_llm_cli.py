@@ -3,6 +3,7 @@ OpenAI-compatible and Ollama servers configured through the environment."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -110,3 +111,27 @@ def test_run_prints_the_runs_llm_cost(tmp_path: Path, openai_server: OpenAIServe
     cost_lines = [line for line in result.stdout.splitlines() if line.startswith("cost: $")]
     assert len(cost_lines) == 1
     assert float(cost_lines[0].split("$")[1].split()[0]) > 0
+
+
+def test_the_llm_review_template_runs_end_to_end(
+    tmp_path: Path, openai_server: OpenAIServer
+) -> None:
+    config = litellm_config(tmp_path, openai_server)
+    init = maestro(tmp_path, "init", "--template", "llm-review", ".")
+    assert init.returncode == 0, init.stderr
+    env = {"MAESTRO_LITELLM_CONFIG": str(config), "MAESTRO_TEST_KEY": "sk-review"}
+    result = maestro(
+        tmp_path,
+        "run",
+        "workflows/llm-review.yaml",
+        "-p",
+        "code=def add(a, b): return a - b",
+        **env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (request,) = openai_server.calls("/v1/chat/completions")
+    prompt = request["messages"][0]["content"]
+    assert "def add(a, b): return a - b" in prompt and "correctness, security" in prompt
+    (review,) = (tmp_path / "reviews").glob("*.json")
+    saved = json.loads(review.read_text())
+    assert saved["text"].startswith("gpt-4o-mini says:") and saved["cost_usd"] > 0

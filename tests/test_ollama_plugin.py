@@ -22,7 +22,7 @@ from resources.plugins.ollama import (
     choose_models,
 )
 from tests.llm_servers import MIB, OllamaModel, OllamaServer, server_error
-from yaml_compiler import WorkflowCompileError, compile_file
+from yaml_compiler import WorkflowCompileError, compile_file, compile_text
 
 GIB = 1024 * MIB
 
@@ -225,7 +225,59 @@ def test_generate_with_messages_is_a_compile_error(tmp_path: Path) -> None:
     )
 
 
+def test_streamed_tokens_reach_the_dagster_compute_log(
+    ollama: OllamaServer, instance: dg.DagsterInstance
+) -> None:
+    ollama.reply("small:3b", "alpha beta gamma delta")
+    job = compile_text(
+        "name: streamed\nsteps:\n  - id: local\n    run: ollama\n"
+        "    with: {model: 'small:3b', prompt: hi}\n",
+        "streamed.yaml",
+    ).job
+    resource = OllamaResource(host=ollama.url, gpu_memory_mb=8 * 1024)
+    result = job.execute_in_process(instance=instance, resources={"ollama": resource})
+    assert result.output_for_node("local")["chunks"] == 4
+    (captured,) = [e for e in result.all_events if e.event_type_value == "LOGS_CAPTURED"]
+    file_key = captured.event_specific_data.file_key
+    log = instance.compute_log_manager.get_log_data([result.run_id, "compute_logs", file_key])
+    assert log.stdout is not None and b"alpha beta gamma delta\n" in log.stdout
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any("ollama: small:3b (gpu) answered: 4 tokens" in m for m in messages)
+
+
 # ---------------------------------------------------------------- the concurrency pool
+
+
+def test_ollama_steps_use_the_ollama_pool_unless_they_name_one() -> None:
+    compiled = compile_text(
+        textwrap.dedent(
+            """
+            name: pools
+            steps:
+              - id: default
+                run: ollama.chat
+                with: {model: m, prompt: hi}
+              - id: named
+                run: ollama
+                pool: gpu-box-2
+                with: {model: m, prompt: hi}
+              - id: other
+                run: echo
+            """
+        ),
+        "pools.yaml",
+    )
+    assert {s.id: s.pool for s in compiled.plan.steps} == {
+        "default": "ollama",
+        "named": "gpu-box-2",
+        "other": None,
+    }
+    assert {n.name: n.definition.pool for n in compiled.job.graph.nodes} == {
+        "default": "ollama",
+        "named": "gpu-box-2",
+        "other": None,
+    }
+
 
 POOL_WORKFLOW = """
 name: pooled

@@ -32,7 +32,7 @@ from resources.plugins.prompts import (
     find_template,
     load_template_file,
 )
-from resources.response_cache import ResponseCache, cache_key
+from resources.response_cache import cache_key
 
 RESOURCE_KEY = "litellm"
 _ERROR_KINDS = {
@@ -309,8 +309,7 @@ def _complete(
 def _cached(
     client: LiteLLMClient, params: LiteLLMParams, messages: list[dict[str, Any]]
 ) -> dict[str, Any] | None:
-    cache = ResponseCache(client.cache_dir, client.cache_ttl_seconds)
-    return cache.get(cache_key(_cache_request(params, messages)))
+    return client.response_cache().get(cache_key(_cache_request(params, messages)))
 
 
 def _parse_json(text: str, response_format: dict[str, Any] | None) -> Any:
@@ -406,8 +405,7 @@ def run_generate(params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
     if params.log_content:
         ctx.log.info(f"litellm completion: {text}")
     if params.cache:
-        cache = ResponseCache(client.cache_dir, client.cache_ttl_seconds)
-        cache.set(cache_key(_cache_request(params, messages)), output)
+        client.response_cache().set(cache_key(_cache_request(params, messages)), output)
     return output
 
 
