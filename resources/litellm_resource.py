@@ -39,6 +39,7 @@ ROUTING_STRATEGIES = {
     "usage-based-routing": "usage-based-routing",
     "usage-based-routing-v2": "usage-based-routing-v2",
 }
+PROVIDER_KEY_SUFFIXES = ("_API_KEY", "_API_TOKEN", "_SECRET_ACCESS_KEY")
 DEFAULT_OUTPUT_TOKENS = 4096  # a budget estimate's output size when the step sets no max_tokens
 
 
@@ -281,6 +282,8 @@ class LiteLLMResource(dg.ConfigurableResource):
         for secret in (self.api_key, self.cache_redis_url):
             if secret:
                 secrets.add(secret)
+        # Keys LiteLLM reads from the environment by itself (OPENAI_API_KEY, ...).
+        secrets |= {v for k, v in environ.items() if k.endswith(PROVIDER_KEY_SUFFIXES) and v}
         return resolved, tuple(sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True))
 
     def routing(self) -> str:

@@ -543,9 +543,12 @@ def test_prompts_are_logged_only_with_log_content(tmp_path: Path, server: OpenAI
     assert LITELLM_GENERATE.run is not None
     LITELLM_GENERATE.run(LiteLLMParams(model="gpt", prompt="private words"), quiet)
     assert not any("private words" in line for line in quiet.log.lines)  # type: ignore[attr-defined]
+    litellm = res.client().litellm
+    assert litellm.turn_off_message_logging is True  # LiteLLM's callbacks and spans too
     loud = step_context(res)
     LITELLM_GENERATE.run(LiteLLMParams(model="gpt", prompt="open words", log_content=True), loud)
     assert any("open words" in line for line in loud.log.lines)  # type: ignore[attr-defined]
+    assert litellm.turn_off_message_logging is False
 
 
 # ---------------------------------------------------------------- configuration
@@ -651,3 +654,26 @@ def test_a_later_step_is_refused_once_earlier_steps_spent_the_budget(
     assert metadata["error_kind"] == "budget"
     assert "the run has $0.010000 left of its $0.015 budget" in message
     assert len(server.requests) == 1
+
+
+def test_provider_keys_from_the_environment_are_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deployment without api_key: LiteLLM reads OPENAI_API_KEY itself; errors still hide it."""
+    secret = "sk-env-9876543210fedcba"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    with KeyEchoingServer() as echoing:
+        res = LiteLLMResource(
+            model_list=[
+                {
+                    "model_name": "gpt",
+                    "litellm_params": {"model": "openai/gpt", "api_base": echoing.api_base},
+                }
+            ],
+            num_retries=0,
+            cache_dir=str(tmp_path / "c"),
+        )
+        with pytest.raises(StepError) as caught:
+            generate(res, model="gpt", prompt="hi")
+    assert caught.value.kind == "auth"
+    assert secret not in str(caught.value) and "***" in str(caught.value)

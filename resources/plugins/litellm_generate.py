@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from resources.litellm_resource import DEFAULT_OUTPUT_TOKENS, LiteLLMClient, Price
 from resources.plugins.base import (
@@ -71,7 +72,7 @@ class LiteLLMParams(PluginParams):
     timeout: float | str | None = None
     cache: bool = False
     log_content: bool = False
-    prompt_template_file: str | None = None
+    prompt_template_file: SkipJsonSchema[str | None] = None
     """Set by the compiler for a template from the workflow's `prompts/` folder."""
 
 
