@@ -228,6 +228,11 @@ class OpenAIServer(_Base):
     def __init__(self, name: str = "openai") -> None:
         super().__init__()
         self.name = name  # put in the `system_fingerprint`, to tell deployments apart
+        self.tool_calls: dict[str, tuple[str, dict[str, Any]]] = {}  # model -> (name, args)
+
+    def call_tool(self, model: str, name: str, arguments: dict[str, Any]) -> None:
+        """`model` answers requests that offer tools with a call of `name`."""
+        self.tool_calls[model] = (name, arguments)
 
     @property
     def api_base(self) -> str:
@@ -262,6 +267,21 @@ class OpenAIServer(_Base):
         if body.get("stream"):
             self._stream(request, ident, created, model, text, usage, body)
             return
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        tool = self.tool_calls.get(model) if body.get("tools") else None
+        if tool is not None:
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": tool[0], "arguments": json.dumps(tool[1])},
+                    }
+                ],
+            }
+            finish = "tool_calls"
         send_json(
             request,
             200,
@@ -271,13 +291,7 @@ class OpenAIServer(_Base):
                 "created": created,
                 "model": model,
                 "system_fingerprint": self.name,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": finish,
-                    }
-                ],
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                 "usage": usage,
             },
         )

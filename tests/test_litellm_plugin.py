@@ -367,6 +367,45 @@ def test_non_json_answer_in_json_mode(tmp_path: Path, server: OpenAIServer) -> N
     assert caught.value.kind == "invalid_output"
 
 
+def test_tools_are_offered_and_tool_calls_returned(tmp_path: Path, server: OpenAIServer) -> None:
+    server.call_tool("gpt", "get_weather", {"city": "Oslo"})
+    res = resource(tmp_path, deployment("gpt", server))
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    output = generate(res, model="gpt", prompt="weather in Oslo?", tools=tools)
+    assert server.calls("/v1/chat/completions")[0]["tools"] == tools
+    assert output["finish_reason"] == "tool_calls" and output["text"] == ""
+    (call,) = output["tool_calls"]
+    assert call["function"] == {"name": "get_weather", "arguments": '{"city": "Oslo"}'}
+
+
+def test_the_loopback_server_streams_to_litellms_streaming_client(
+    tmp_path: Path, server: OpenAIServer
+) -> None:
+    """The SSE side of the loopback server, through litellm's real streaming client."""
+    litellm = resource(tmp_path, deployment("gpt", server)).client().litellm
+    chunks = list(
+        litellm.completion(
+            model="openai/gpt",
+            api_base=server.api_base,
+            api_key="sk-test",
+            messages=[{"role": "user", "content": "stream this"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "gpt says: stream this" and len(chunks) > 3
+    assert server.calls("/v1/chat/completions")[0]["stream"] is True
+
+
 # ---------------------------------------------------------------- templates
 
 
