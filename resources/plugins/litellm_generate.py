@@ -325,14 +325,13 @@ def _parse_json(text: str, response_format: dict[str, Any] | None) -> Any:
         ) from exc
     schema = ((response_format or {}).get("json_schema") or {}).get("schema")
     if schema is not None:
-        errors = sorted(
-            jsonschema.validators.validator_for(schema)(schema).iter_errors(value),
-            key=lambda e: list(e.path),
+        error = jsonschema.exceptions.best_match(
+            jsonschema.validators.validator_for(schema)(schema).iter_errors(value)
         )
-        if errors:
-            where = "/".join(str(p) for p in errors[0].path) or "<root>"
+        if error is not None:
+            where = "/".join(str(p) for p in error.path) or "<root>"
             raise StepError(
-                f"the model's JSON does not match response_format: {where}: {errors[0].message}",
+                f"the model's JSON does not match response_format: {where}: {error.message}",
                 kind="invalid_output",
             )
     return value
