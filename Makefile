@@ -40,3 +40,4 @@ bench: install
 	$(PY) bench/overhead.py
 	$(PY) bench/import_time.py
 	$(PY) bench/artifacts.py
+	$(PY) bench/llm.py

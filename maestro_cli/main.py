@@ -254,6 +254,28 @@ def artifacts_verify() -> None:
     click.echo("all artifacts match their hashes")
 
 
+# ---------------------------------------------------------------- doctor
+
+
+@cli.command()
+def doctor() -> None:
+    """Check the LLM set-up: LiteLLM config and deployments, the Ollama host and its models.
+
+    Reads MAESTRO_LITELLM_CONFIG and OLLAMA_HOST; contacts only the Ollama host. Exit code 1
+    when the LiteLLM config is broken, or OLLAMA_HOST is set and does not answer.
+    """
+    from maestro_cli.doctor import run_checks
+
+    failed = False
+    for check in run_checks():
+        status = "ok" if check.ok else ("FAILED" if check.required else "warning")
+        click.echo(f"{check.name}: {status}")
+        for line in check.lines:
+            click.echo(f"  {line}")
+        failed |= check.required and not check.ok
+    sys.exit(1 if failed else 0)
+
+
 # ---------------------------------------------------------------- templates, init, schema
 
 

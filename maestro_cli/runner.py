@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import dagster as dg
 
 from maestro_cli.progress import RunProgress
+from resources.defaults import step_resources
 from yaml_compiler.plan import WorkflowPlan
 
 DEFAULT_HOME = ".dagster_home"
@@ -82,7 +83,8 @@ def execute(
         raise_on_error=False,
         run_id=run_id,
         tags=dict(tags or {}),
-        resources=dict(resources or {}),
+        # LLM steps read MAESTRO_LITELLM_CONFIG and OLLAMA_HOST; the caller adds the rest.
+        resources={**step_resources(), **dict(resources or {})},
     )
     if errors:
         raise errors[0]
@@ -118,6 +120,8 @@ def summary_lines(outcome: RunOutcome, home: Path, workflow_file: Path) -> list[
         f"run {outcome.run_id}: {outcome.status} in {outcome.duration:.2f}s",
         f"steps: {counted}",
     ]
+    if outcome.progress.cost_usd:
+        lines.append(f"cost: ${outcome.progress.cost_usd:.6f} (sum of the steps' cost_usd)")
     if outcome.progress.failures:
         lines.append("failed steps:")
         lines += [f"  {step}: {message}" for step, message in outcome.progress.failures.items()]

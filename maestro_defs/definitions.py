@@ -11,11 +11,14 @@ from maestro_defs.workflows import (
     workflow_files,
 )
 from resources.artifacts import ArtifactsIOManager
+from resources.defaults import step_resources
 
 RESOURCES = {
     # Every step output stored once by content hash (docs/artifacts.md): MAESTRO_ARTIFACTS
     # (a folder or s3://bucket/prefix), else $DAGSTER_HOME/artifacts.
     "io_manager": ArtifactsIOManager(),
+    # LLM steps: the LiteLLM Router (MAESTRO_LITELLM_CONFIG) and the Ollama host (OLLAMA_HOST).
+    **step_resources(),
 }
 
 defs = build_definitions(compile_workflows(workflow_files(workflow_dirs())), RESOURCES)

@@ -82,6 +82,34 @@ def test_loading_the_code_location_imports_neither_litellm_nor_scrapy() -> None:
     assert heavy == "[]"
 
 
+def test_llm_workflows_load_without_importing_llm_clients(tmp_path: Path) -> None:
+    """Compiling LLM steps (templates, response formats) must not import litellm or ollama:
+    their import happens inside a running step."""
+    (tmp_path / "llm.yaml").write_text(
+        "name: llm\nsteps:\n"
+        "  - run: litellm.generate\n"
+        "    with: {model: gpt-4o-mini, prompt_template: code_review, cache: true,\n"
+        "           response_format: {type: object, properties: {a: {type: string}}}}\n"
+        "  - run: ollama.chat\n"
+        "    with: {model: 'llama3.2:3b', prompt: hi, format: {type: object}}\n"
+    )
+    probe = (
+        "import sys, maestro_defs\n"
+        "names = ('litellm', 'ollama', 'openai', 'diskcache', 'redis')\n"
+        "print(len(maestro_defs.defs.jobs), sorted(m for m in names if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "MAESTRO_WORKFLOWS_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == "1 []"
+
+
 def test_every_problem_in_every_file_is_reported_together(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("name: a\nsteps:\n  - run: echo\n")
     (tmp_path / "a2.yaml").write_text("name: a2\nsteps:\n  - run: nope\n")

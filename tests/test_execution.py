@@ -919,20 +919,18 @@ def test_a_missing_secret_fails_the_step(run_yaml: Runner, monkeypatch: pytest.M
 def test_reserved_plugin_fails_as_not_installed_without_retries(run_yaml: Runner) -> None:
     result = run_yaml(
         """
-        name: llm
+        name: scraping
         steps:
-          - id: ask
-            run: litellm.generate
+          - id: scrape
+            run: web_scraper
             retry: {max_attempts: 3, backoff: 100ms}
-            with: {model: gpt-4o-mini, prompt: hello}
+            with: {url: "http://127.0.0.1:1/"}
         """
     )
-    message, metadata = failure(result, "ask")
-    assert (
-        "plugin 'litellm.generate' is not installed yet (the LiteLLM plugin provides it)" in message
-    )
+    message, metadata = failure(result, "scrape")
+    assert "plugin 'web_scraper' is not installed yet (the Scrapy plugin provides it)" in message
     assert (metadata["error_kind"], metadata["retryable"]) == ("plugin_error", False)
-    assert events_of(result, "STEP_UP_FOR_RETRY", "ask") == []
+    assert events_of(result, "STEP_UP_FOR_RETRY", "scrape") == []
 
 
 def test_python_step_returning_non_json_fails(run_yaml: Runner) -> None:

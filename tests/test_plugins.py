@@ -545,13 +545,13 @@ def test_registry_aliases(name: str, canonical: str) -> None:
 
 def test_an_installed_plugin_replaces_a_reserved_name() -> None:
     real = Plugin(
-        name="litellm.generate",
+        name="web_scraper",
         params_model=EchoParams,
         run=lambda params, ctx: "generated",
         description="a real implementation",
     )
     registry = PluginRegistry([*BUILTIN_PLUGINS, real])
-    assert registry.get("litellm.generate") is real
+    assert registry.get("web_scraper") is real
     assert call_plugin(real, EchoParams(), context()) == "generated"
     with pytest.raises(ValueError, match="registered twice"):
         registry.register(real)

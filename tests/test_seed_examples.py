@@ -9,8 +9,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from resources.defaults import step_resources
+from resources.litellm_resource import LiteLLMResource
 from resources.plugins import default_registry
-from tests.conftest import ran, step_outcomes
+from tests.conftest import step_outcomes
+from tests.llm_servers import OpenAIServer
 from yaml_compiler import WorkflowCompileError, compile_file
 
 EXAMPLES = Path("/work/shared/maestro-examples")
@@ -120,7 +123,10 @@ def ran_log(project: Path) -> list[str]:
 def test_intelgraph_build_shell_steps_run(npm_project: Path, instance: dg.DagsterInstance) -> None:
     job = compile_file(EXAMPLES / "intelgraph-build.yaml").job
     result = job.execute_in_process(
-        instance=instance, op_selection=["test_1", "test_2"], raise_on_error=False
+        instance=instance,
+        op_selection=["test_1", "test_2"],
+        resources=step_resources(),  # the LLM step's resource must be bound, even unselected
+        raise_on_error=False,
     )
     assert result.success
     assert sorted(ran_log(npm_project)) == ["test", "typecheck"]
@@ -129,22 +135,41 @@ def test_intelgraph_build_shell_steps_run(npm_project: Path, instance: dg.Dagste
     assert result.output_for_node("test_2")["exit_code"] == 0
 
 
-def test_intelgraph_build_stops_at_the_llm_step(
-    npm_project: Path, instance: dg.DagsterInstance
+def test_intelgraph_build_runs_end_to_end_against_a_loopback_llm(
+    npm_project: Path, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
-    job = compile_file(EXAMPLES / "intelgraph-build.yaml").job
-    result = job.execute_in_process(instance=instance, raise_on_error=False)
-    assert not result.success
-    assert step_outcomes(result) == {"analyze_0": "STEP_FAILURE"}
-    (failed,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    data = failed.step_failure_data.user_failure_data
-    assert data is not None
-    assert data.description == (
-        "step 'analyze_0' failed (plugin_error): PluginNotInstalledError: plugin "
-        "'litellm.generate' is not installed yet (the LiteLLM plugin provides it)"
-    )
-    assert not ran(result, "test_1") and not ran(result, "test_2")
-    assert ran_log(npm_project) == []
+    """The seed's `gpt-4o-mini` is mapped to a loopback OpenAI-compatible deployment."""
+    with OpenAIServer() as server:
+        litellm = LiteLLMResource(
+            model_list=[
+                {
+                    "model_name": "gpt-4o-mini",
+                    "litellm_params": {
+                        "model": "openai/gpt-4o-mini",
+                        "api_base": server.api_base,
+                        "api_key": "sk-loopback",
+                    },
+                }
+            ],
+            cache_dir=str(tmp_path / "llm-cache"),
+        )
+        job = compile_file(EXAMPLES / "intelgraph-build.yaml").job
+        result = job.execute_in_process(
+            instance=instance, resources={"litellm": litellm}, raise_on_error=False
+        )
+        (request,) = server.calls("/v1/chat/completions")
+    assert result.success
+    assert step_outcomes(result) == {
+        "analyze_0": "STEP_SUCCESS",
+        "test_1": "STEP_SUCCESS",
+        "test_2": "STEP_SUCCESS",
+    }
+    assert request["model"] == "gpt-4o-mini"
+    assert "careful code review" in request["messages"][0]["content"]
+    review = result.output_for_node("analyze_0")
+    assert review["text"].startswith("gpt-4o-mini says:")
+    assert review["cost_usd"] > 0  # priced from LiteLLM's bundled cost map
+    assert sorted(ran_log(npm_project)) == ["test", "typecheck"]
 
 
 def test_build_basic_runs_npm_ci_then_npm_test(

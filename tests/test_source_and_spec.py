@@ -414,7 +414,9 @@ def test_retry_on_unknown_kind() -> None:
         """
     ) == [
         "wf.yaml:4:41: steps[0].retry.retry_on[0]: Input should be 'timeout', 'exit_code', "
-        "'http_status', 'connection' or 'plugin_error'"
+        "'http_status', 'connection', 'rate_limit', 'server_error', 'context_window', "
+        "'invalid_output', 'model_not_found', 'gpu_unavailable', 'auth', 'bad_request' or "
+        "'plugin_error'"
     ]
 
 

@@ -13,6 +13,7 @@ import re
 import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dagster._core.definitions.utils import is_valid_name  # pinned with dagster
@@ -402,7 +403,7 @@ def _validated_params(
     """Check `with` against the plugin's model; fields holding templates are checked at run time."""
     if plugin.prepare is not None:
         try:
-            raw = plugin.prepare(raw)
+            raw = plugin.prepare(raw, Path(doc.filename).resolve().parent)
         except PrepareError as exc:
             problems.append(doc.diagnostic((*path, exc.field), str(exc)))
             return raw
@@ -733,7 +734,7 @@ def _planned(
         else (defaults.timeout if defaults else None),
         compensation=step.compensation,
         resources=step.resources,
-        pool=step.pool,
+        pool=step.pool or plugin.default_pool,
         outputs=_resolved_outputs(draft, spec),
         on_upstream_skip=step.on_upstream_skip,
         tags=dict(step.tags),

@@ -32,7 +32,22 @@ SEMVER = re.compile(
     r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
 )
 
-ErrorKind = Literal["timeout", "exit_code", "http_status", "connection", "plugin_error"]
+ErrorKind = Literal[
+    "timeout",
+    "exit_code",
+    "http_status",
+    "connection",
+    # LLM steps (litellm.generate, ollama.*)
+    "rate_limit",
+    "server_error",
+    "context_window",
+    "invalid_output",
+    "model_not_found",
+    "gpu_unavailable",
+    "auth",
+    "bad_request",
+    "plugin_error",
+]
 ParamType = Literal["string", "integer", "number", "boolean", "list", "object"]
 OnFailure = Literal["stop", "continue", "compensate"]
 

@@ -18,12 +18,23 @@ from resources.plugins.base import (
 )
 from resources.plugins.echo import ECHO
 from resources.plugins.http import HTTP_REQUEST
+from resources.plugins.litellm_generate import LITELLM_GENERATE
+from resources.plugins.ollama import OLLAMA_CHAT, OLLAMA_GENERATE
 from resources.plugins.python_call import PYTHON
 from resources.plugins.reserved import RESERVED
 from resources.plugins.shell import SHELL
 
 ENTRY_POINT_GROUP = "maestro.plugins"
-BUILTIN_PLUGINS: tuple[Plugin, ...] = (SHELL, HTTP_REQUEST, PYTHON, ECHO, *RESERVED)
+BUILTIN_PLUGINS: tuple[Plugin, ...] = (
+    SHELL,
+    HTTP_REQUEST,
+    PYTHON,
+    ECHO,
+    LITELLM_GENERATE,
+    OLLAMA_GENERATE,
+    OLLAMA_CHAT,
+    *RESERVED,
+)
 
 __all__ = [
     "BUILTIN_PLUGINS",

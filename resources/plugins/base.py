@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
@@ -128,8 +129,9 @@ class Plugin:
     description: str
     aliases: tuple[str, ...] = ()
     resource_keys: frozenset[str] = frozenset()
-    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-    """Compile-time rewrite of the raw `with` block (pure), e.g. splitting a shell command."""
+    prepare: Callable[[dict[str, Any], Path | None], dict[str, Any]] | None = None
+    """Compile-time check and rewrite of the raw `with` block (pure), given the workflow file's
+    folder: e.g. splitting a shell command, finding a prompt template."""
     render: ParamsRenderer | None = None
     """Custom rendering of `with` at run time, e.g. shell-quoting values for `shell: true`."""
     pending: str | None = None
@@ -137,3 +139,6 @@ class Plugin:
     estimate_cost: Callable[[Any, StepContext], float] | None = None
     """Upper bound of what a call with these params will spend (USD), asked before it runs:
     the budget check refuses the step when this exceeds what is left."""
+    default_pool: str | None = None
+    """The Dagster concurrency pool of this plugin's steps when a step names none (a scarce
+    host such as an Ollama server: the instance's pool limit caps how many run at once)."""

@@ -1,4 +1,4 @@
-"""Names reserved for plugins that ship with later work (LLMs, scraping).
+"""Names reserved for plugins that ship with later work (scraping).
 
 Their parameters are validated now, so workflows written today compile; running such a step
 fails with a clear "not installed yet" error. There is no fake result.
@@ -6,44 +6,11 @@ fails with a clear "not installed yet" error. There is no fake result.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from resources.plugins.base import Plugin, PluginParams
-
-
-class LiteLLMParams(PluginParams):
-    model: str
-    prompt: str | None = None
-    prompt_template: str | None = None
-    template_variables: dict[str, Any] = Field(default_factory=dict)
-    messages: list[dict[str, Any]] | None = None
-    system: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    top_p: float | None = None
-    stop: str | list[str] | None = None
-    response_format: Any = None
-    tools: list[dict[str, Any]] | None = None
-    fallbacks: list[str] = Field(default_factory=list)
-    timeout: float | str | None = None
-    cache: bool = False
-    log_content: bool = False
-
-
-class OllamaParams(PluginParams):
-    model: str
-    prompt: str | None = None
-    messages: list[dict[str, Any]] | None = None
-    template: str | None = None
-    system: str | None = None
-    format: Any = None
-    options: dict[str, Any] = Field(default_factory=dict)
-    keep_alive: str | int | None = None
-    stream: bool = True
-    fallback_models: list[str] = Field(default_factory=list)
-    require_gpu: bool = False
 
 
 class ScrapeExtract(PluginParams):
@@ -62,29 +29,6 @@ class WebScraperParams(PluginParams):
 
 
 RESERVED: tuple[Plugin, ...] = (
-    Plugin(
-        name="litellm.generate",
-        aliases=("litellm", "llm.generate"),
-        params_model=LiteLLMParams,
-        run=None,
-        description="Generate text with LiteLLM (routing, fallbacks, cost).",
-        pending="the LiteLLM plugin",
-    ),
-    Plugin(
-        name="ollama.generate",
-        aliases=("ollama",),
-        params_model=OllamaParams,
-        run=None,
-        description="Generate text with a local Ollama model.",
-        pending="the Ollama plugin",
-    ),
-    Plugin(
-        name="ollama.chat",
-        params_model=OllamaParams,
-        run=None,
-        description="Chat with a local Ollama model.",
-        pending="the Ollama plugin",
-    ),
     Plugin(
         name="web_scraper",
         aliases=("scrape",),

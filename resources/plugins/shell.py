@@ -17,6 +17,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import IO, Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -97,7 +98,7 @@ def check_templates_outside_quotes(command: str) -> None:
         index += 1
 
 
-def prepare_shell(raw: dict[str, Any]) -> dict[str, Any]:
+def prepare_shell(raw: dict[str, Any], workflow_dir: Path | None = None) -> dict[str, Any]:
     """Compile time: split a command string into argv before any template is rendered."""
     shell = raw.get("shell", False)
     if not isinstance(shell, bool):

@@ -1,0 +1,347 @@
+"""`LiteLLMResource`: the LiteLLM Router the `litellm.generate` steps call, configured in Dagster.
+
+The model list comes from a YAML/JSON file (LiteLLM's own `model_list` format, or a list of
+deployments) and/or inline config. API keys never sit in the config: a deployment says
+`api_key: os.environ/OPENAI_API_KEY` (LiteLLM's convention) or inherits the resource's
+`api_key` (set with `dg.EnvVar`). Every key value is collected so the step can redact it.
+
+litellm itself is imported only when a step first needs the router (`client()`): importing
+it costs seconds and ~200 MB, which the code location must not pay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+from pydantic import Field
+
+from resources.response_cache import DiskResponseCache, RedisResponseCache, ResponseCache
+
+ENV_PREFIX = "os.environ/"
+CONFIG_ENV = "MAESTRO_LITELLM_CONFIG"
+ROUTING_STRATEGIES = {
+    "simple-shuffle": "simple-shuffle",
+    "least-busy": "least-busy",
+    "latency-based": "latency-based-routing",
+    "latency-based-routing": "latency-based-routing",
+    "cost-based": "cost-based-routing",
+    "cost-based-routing": "cost-based-routing",
+    "usage-based": "usage-based-routing-v2",
+    "usage-based-routing": "usage-based-routing",
+    "usage-based-routing-v2": "usage-based-routing-v2",
+}
+PROVIDER_KEY_SUFFIXES = ("_API_KEY", "_API_TOKEN", "_SECRET_ACCESS_KEY")
+DEFAULT_OUTPUT_TOKENS = 4096  # a budget estimate's output size when the step sets no max_tokens
+
+
+class LiteLLMConfigError(ValueError):
+    """The model list or router settings are unusable: names the file and the deployment."""
+
+
+def import_litellm() -> Any:
+    """litellm, imported on first use, never fetching its price list from the network."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    import litellm
+
+    return litellm
+
+
+def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """Beside the Dagster instance when there is one, else the user's cache folder."""
+    home = environ.get("DAGSTER_HOME")
+    if home:
+        return Path(home) / "maestro-llm-cache"
+    return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "maestro" / "llm"
+
+
+def load_model_list(path: str | Path) -> list[dict[str, Any]]:
+    """Deployments from a YAML/JSON file: a list, or a mapping with `model_list`."""
+    file = Path(path).expanduser()
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise LiteLLMConfigError(f"{file}: cannot read the LiteLLM model list: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise LiteLLMConfigError(f"{file}: invalid YAML/JSON: {exc}") from exc
+    if isinstance(data, dict):
+        data = data.get("model_list")
+    if not isinstance(data, list):
+        raise LiteLLMConfigError(f"{file}: expected a list of deployments or a `model_list` key")
+    return [_checked_deployment(item, f"{file}: model_list[{i}]") for i, item in enumerate(data)]
+
+
+def _checked_deployment(item: Any, where: str) -> dict[str, Any]:
+    if not isinstance(item, dict) or not isinstance(item.get("model_name"), str):
+        raise LiteLLMConfigError(f"{where}: a deployment needs a `model_name`")
+    params = item.get("litellm_params")
+    if not isinstance(params, dict) or not isinstance(params.get("model"), str):
+        raise LiteLLMConfigError(
+            f"{where} ({item['model_name']}): `litellm_params.model` is required, e.g. "
+            "openai/gpt-4o-mini"
+        )
+    return item
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per token; `known` is False when neither the config nor LiteLLM's map prices it."""
+
+    input: float = 0.0
+    output: float = 0.0
+    known: bool = False
+    max_output_tokens: int | None = None
+
+
+@dataclass
+class LiteLLMClient:
+    """A built Router plus what the plugin needs around it: prices, secrets, groups."""
+
+    router: Any
+    litellm: Any
+    deployments: list[dict[str, Any]]
+    secrets: tuple[str, ...]
+    group_fallbacks: dict[str, list[str]]
+    cache_dir: Path
+    cache_ttl_seconds: int | None
+    redis_url: str | None = None
+    _prices: dict[str, Price] = field(default_factory=dict)
+
+    def response_cache(self) -> ResponseCache:
+        """Redis when the resource names one, else the local disk."""
+        if self.redis_url:
+            return RedisResponseCache(self.redis_url, self.cache_ttl_seconds)
+        return DiskResponseCache(self.cache_dir, self.cache_ttl_seconds)
+
+    @property
+    def groups(self) -> set[str]:
+        return {d["model_name"] for d in self.deployments}
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def deployments_of(self, model: str) -> list[dict[str, Any]]:
+        """The deployments of a router group; a model the router does not know stands alone."""
+        found = [d for d in self.deployments if d["model_name"] == model]
+        return found or [{"model_name": model, "litellm_params": {"model": model}}]
+
+    def price_of(self, deployment: Mapping[str, Any]) -> Price:
+        """Configured prices (`input_cost_per_token`...) first, then LiteLLM's local cost map."""
+        params = deployment.get("litellm_params") or {}
+        key = json.dumps(params.get("model")) + json.dumps(deployment.get("model_info") or {})
+        key += json.dumps(
+            {k: params.get(k) for k in ("input_cost_per_token", "output_cost_per_token")}
+        )
+        if key in self._prices:
+            return self._prices[key]
+        price = self._lookup_price(params, deployment.get("model_info") or {})
+        self._prices[key] = price
+        return price
+
+    def _lookup_price(self, params: Mapping[str, Any], info: Mapping[str, Any]) -> Price:
+        for source in (params, info):
+            if "input_cost_per_token" in source or "output_cost_per_token" in source:
+                return Price(
+                    float(source.get("input_cost_per_token") or 0.0),
+                    float(source.get("output_cost_per_token") or 0.0),
+                    True,
+                    info.get("max_output_tokens") or source.get("max_output_tokens"),
+                )
+        model = str(params.get("model"))
+        for name in (model, model.split("/", 1)[-1]):
+            try:
+                known = self.litellm.get_model_info(name)
+            except Exception:  # litellm raises a plain Exception for unknown models
+                continue
+            cost_in = known.get("input_cost_per_token")
+            cost_out = known.get("output_cost_per_token")
+            if not cost_in and not cost_out:  # unknown models come back with zeros
+                continue
+            return Price(
+                float(cost_in or 0.0),
+                float(cost_out or 0.0),
+                True,
+                known.get("max_output_tokens"),
+            )
+        return Price()
+
+    def price_for_model(self, model: str) -> Price:
+        """The highest price among a group's deployments: an upper bound for budgets."""
+        prices = [self.price_of(d) for d in self.deployments_of(model)]
+        return Price(
+            max(p.input for p in prices),
+            max(p.output for p in prices),
+            any(p.known for p in prices),
+            min((p.max_output_tokens for p in prices if p.max_output_tokens), default=None),
+        )
+
+    def fallbacks_of(self, model: str, step_fallbacks: list[str]) -> list[str]:
+        """Models that may answer instead of `model`: the step's list, then the resource's."""
+        chain = [*step_fallbacks, *self.group_fallbacks.get(model, [])]
+        return list(dict.fromkeys(m for m in chain if m != model))
+
+
+_CLIENTS: dict[str, LiteLLMClient] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+class LiteLLMResource(dg.ConfigurableResource):
+    """LiteLLM Router settings for `litellm.generate` steps.
+
+    `model_list_file` (YAML/JSON, LiteLLM's `model_list` format) and `model_list` (inline) are
+    combined. Prices per deployment go in `litellm_params` (`input_cost_per_token`,
+    `output_cost_per_token`); otherwise LiteLLM's bundled cost map prices known models.
+    """
+
+    model_list_file: str | None = Field(
+        default=None, description="YAML/JSON file with the deployments (LiteLLM model_list)."
+    )
+    model_list: list[dict[str, Any]] = Field(
+        default_factory=list, description="Deployments given inline, added to the file's."
+    )
+    api_key: str | None = Field(
+        default=None,
+        description="Key for deployments that set none; give it with dg.EnvVar, never inline.",
+    )
+    routing_strategy: str = Field(
+        default="simple-shuffle",
+        description="simple-shuffle, least-busy, latency-based, cost-based or usage-based.",
+    )
+    num_retries: int = Field(
+        default=2, description="Retries per deployment group before fallbacks."
+    )
+    retry_after: int = Field(default=0, description="Minimum seconds to wait before a retry.")
+    timeout: float = Field(default=600.0, description="Seconds per request when a step sets none.")
+    fallbacks: dict[str, list[str]] = Field(
+        default_factory=dict, description="Model group -> groups tried when it fails."
+    )
+    context_window_fallbacks: dict[str, list[str]] = Field(
+        default_factory=dict, description="Model group -> larger-context groups."
+    )
+    allowed_fails: int = Field(default=3, description="Failures before a deployment cools down.")
+    cooldown_time: float = Field(default=60.0, description="Seconds a failing deployment rests.")
+    cache_dir: str | None = Field(
+        default=None,
+        description="Response cache folder (steps with `cache: true`); default beside "
+        "DAGSTER_HOME, else ~/.cache/maestro/llm.",
+    )
+    cache_ttl_seconds: int | None = Field(
+        default=None, description="How long a cached response stays valid; None: forever."
+    )
+    cache_redis_url: str | None = Field(
+        default=None,
+        description="Cache in Redis instead of on disk (redis://...; give it with dg.EnvVar "
+        "when it holds a password). Needs the `redis` extra.",
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> LiteLLMResource:
+        """The code location's default: the model list named by MAESTRO_LITELLM_CONFIG."""
+        return cls(model_list_file=environ.get(CONFIG_ENV) or None)
+
+    def all_deployments(self) -> list[dict[str, Any]]:
+        deployments = load_model_list(self.model_list_file) if self.model_list_file else []
+        for index, item in enumerate(self.model_list):
+            deployments.append(_checked_deployment(item, f"model_list[{index}]"))
+        return deployments
+
+    def _resolved(
+        self, deployments: list[dict[str, Any]], environ: Mapping[str, str]
+    ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        """Deployments with `os.environ/NAME` keys read, and every secret value seen."""
+        secrets: set[str] = set()
+        resolved = []
+        for deployment in deployments:
+            params = dict(deployment["litellm_params"])
+            for key, value in list(params.items()):
+                if isinstance(value, str) and value.startswith(ENV_PREFIX):
+                    name = value.removeprefix(ENV_PREFIX)
+                    if name not in environ:
+                        raise LiteLLMConfigError(
+                            f"deployment {deployment['model_name']!r}: litellm_params.{key} reads "
+                            f"the environment variable {name}, which is not set"
+                        )
+                    params[key] = environ[name]
+                    secrets.add(environ[name])
+            if "api_key" not in params and self.api_key:
+                params["api_key"] = self.api_key
+            if params.get("api_key"):
+                secrets.add(str(params["api_key"]))
+            resolved.append({**deployment, "litellm_params": params})
+        for secret in (self.api_key, self.cache_redis_url):
+            if secret:
+                secrets.add(secret)
+        # Keys LiteLLM reads from the environment by itself (OPENAI_API_KEY, ...).
+        secrets |= {v for k, v in environ.items() if k.endswith(PROVIDER_KEY_SUFFIXES) and v}
+        return resolved, tuple(sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True))
+
+    def routing(self) -> str:
+        strategy = ROUTING_STRATEGIES.get(self.routing_strategy)
+        if strategy is None:
+            raise LiteLLMConfigError(
+                f"unknown routing_strategy {self.routing_strategy!r}; use one of "
+                f"{', '.join(sorted(ROUTING_STRATEGIES))}"
+            )
+        return strategy
+
+    def client(self, environ: Mapping[str, str] = os.environ) -> LiteLLMClient:
+        """The Router for this configuration, built once per process and reused by every step
+        (its cooldowns and latency stats only help when they outlive a call)."""
+        deployments, secrets = self._resolved(self.all_deployments(), environ)
+        settings = self.model_dump(exclude={"model_list", "api_key", "cache_redis_url"})
+        settings["secrets"] = hashlib.sha256("\0".join(secrets).encode()).hexdigest()
+        digest = hashlib.sha256(
+            json.dumps([deployments, settings], sort_keys=True, default=str).encode()
+        ).hexdigest()
+        with _CLIENTS_LOCK:
+            client = _CLIENTS.get(digest)
+            if client is None:
+                client = self._build(deployments, secrets)
+                _CLIENTS[digest] = client
+        return client
+
+    def _build(self, deployments: list[dict[str, Any]], secrets: tuple[str, ...]) -> LiteLLMClient:
+        litellm = import_litellm()
+        router = litellm.Router(
+            model_list=deployments or None,
+            routing_strategy=self.routing(),
+            num_retries=self.num_retries,
+            retry_after=self.retry_after,
+            timeout=self.timeout,
+            fallbacks=[{group: models} for group, models in self.fallbacks.items()],
+            context_window_fallbacks=[
+                {group: models} for group, models in self.context_window_fallbacks.items()
+            ],
+            allowed_fails=self.allowed_fails,
+            cooldown_time=self.cooldown_time,
+        )
+        return LiteLLMClient(
+            router=router,
+            litellm=litellm,
+            deployments=deployments,
+            secrets=secrets,
+            group_fallbacks=dict(self.fallbacks),
+            cache_dir=Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir(),
+            cache_ttl_seconds=self.cache_ttl_seconds,
+            redis_url=self.cache_redis_url,
+        )
+
+    def describe(self) -> list[str]:
+        """One line per deployment, keys hidden: for `maestro doctor`. No network."""
+        lines = [f"routing: {self.routing()}, retries {self.num_retries}"]
+        for deployment in self.all_deployments():
+            params = deployment["litellm_params"]
+            where = params.get("api_base") or "provider default endpoint"
+            lines.append(f"{deployment['model_name']}: {params['model']} at {where}")
+        return lines
