@@ -16,6 +16,7 @@ import dagster as dg
 from dagster._core.definitions.dependency import DynamicCollectDependencyDefinition
 
 from resources.plugins import PluginRegistry, default_registry
+from resources.policy.inputs import workflow_summary
 from yaml_compiler.plan import PlannedStep, WorkflowPlan, op_name_for, schedule_names
 from yaml_compiler.spec import ParamSpec, RetrySpec
 from yaml_compiler.step_runtime import (
@@ -131,6 +132,7 @@ class _GraphBuilder:
         self.deps: dict[str, dict[str, Any]] = {}
         self.exit_node: dict[str, str] = {}  # step id -> the node emitting its `result`
         self.params_ops: list[str] = []
+        self.summary = workflow_summary(plan, registry)
 
     def _edges_in(self, step: PlannedStep) -> dict[str, tuple[str, dg.DependencyDefinition]]:
         """Input name -> (upstream step id, dependency), one input per upstream step.
@@ -163,6 +165,7 @@ class _GraphBuilder:
             workflow=self.plan.spec,
             data_inputs={n: u for n, u in upstream_of.items() if n.startswith("from_")},
             gate_inputs={n: u for n, u in upstream_of.items() if n.startswith("needs_")},
+            workflow_summary=self.summary,
         )
 
     def _config(self, step: PlannedStep, op_name: str) -> Any:
