@@ -11,6 +11,7 @@ cached, so an in-process run asks the store once.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,14 +45,14 @@ _ADMISSIONS_LOCK = threading.Lock()
 
 
 @functools.cache
-def policy_data() -> PolicySet:
+def policy_data(directory: str | None = None) -> PolicySet:
     """The local policy files: tenant budget periods, also when an OPA server decides."""
-    return PolicySet.load()
+    return PolicySet.load(directory)
 
 
 def tenant_settings(tenant: str) -> Mapping[str, Any]:
     try:
-        return policy_data().tenants.get(tenant, {})
+        return policy_data(os.environ.get("MAESTRO_POLICY_DIR") or None).tenants.get(tenant, {})
     except (OSError, ValueError):
         return {}
 
