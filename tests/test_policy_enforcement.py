@@ -324,3 +324,32 @@ def test_the_sqlite_store_sits_beside_the_instance_storage(instance: dg.DagsterI
     url = storage_url(instance)
     assert url.startswith("sqlite:///") and url.endswith("/maestro_policy.db")
     assert Path(url.removeprefix("sqlite:///")).parent.is_dir()
+
+
+def test_parallel_steps_in_separate_processes_share_one_run_decision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests import policy_multiprocess_job
+
+    workflow = tmp_path / "fan.yaml"
+    workflow.write_text(
+        "name: fan\nstages:\n  - name: all\n    parallel:\n"
+        + "".join(f"      - {{id: p{i}, run: echo, with: {{i: {i}}}}}\n" for i in range(4))
+    )
+    monkeypatch.setenv("MAESTRO_TEST_WORKFLOW", str(workflow))
+    with dg.instance_for_test() as instance:
+        result = dg.execute_job(
+            dg.reconstructable(policy_multiprocess_job.workflow_job),
+            instance=instance,
+            run_config={"execution": {"config": {"multiprocess": {"max_concurrent": 4}}}},
+        )
+        assert result.success
+        audit = store_for(instance).decisions(run_id=result.run_id)
+        # Steps that race may each ask (the audit keeps every decision made) but one admission
+        # holds for the run, and every step process used that one.
+        workflow_decisions = {d.id for d in audit if d.kind == "workflow"}
+        assert sorted(d.step_id for d in audit if d.kind == "step") == ["p0", "p1", "p2", "p3"]
+        admission = store_for(instance).run_admission(result.run_id)
+        assert admission is not None and admission.id in workflow_decisions
+        run = instance.get_run_by_id(result.run_id)
+        assert run is not None and run.tags["maestro/decision_id"] == admission.id
