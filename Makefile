@@ -39,3 +39,4 @@ bench: install
 	$(PY) bench/compile.py
 	$(PY) bench/overhead.py
 	$(PY) bench/import_time.py
+	$(PY) bench/policy.py
