@@ -196,11 +196,13 @@ def check_step(
 ) -> tuple[Decision, str]:
     """Ask `maestro.step` and record the answer; raises PolicyDeniedError when it denies.
 
-    The tenant's period spend is read only when the step may cost something.
+    The tenant's period spend is read only when the step may cost something and the tenant
+    has a period budget: free steps make no ledger query.
     """
     store = store_for(context.instance)
     tenant = spec.tenant
-    spend = tenant_spend(store, tenant) if estimated_cost_usd > 0 else 0.0
+    metered = estimated_cost_usd > 0 and "max_budget_usd" in tenant_settings(tenant)
+    spend = tenant_spend(store, tenant) if metered else 0.0
     fields = {k: getattr(params, k) for k in (*URL_KEYS, *MODEL_KEYS) if hasattr(params, k)}
     payload = step_input(
         tenant=tenant,

@@ -40,9 +40,6 @@ class Decision:
     input_digest: str = ""
     decision_id: str | None = None  # set once it is recorded in the audit table
 
-    def summary(self) -> str:
-        return "allow" if self.allow else "deny: " + "; ".join(self.reasons)
-
 
 def input_digest(payload: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of a decision input (kept in the audit, not the input)."""
