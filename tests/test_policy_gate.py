@@ -205,3 +205,51 @@ def test_the_code_location_registers_the_gate_with_its_policy_resource(
     assert {j.name for j in sensor.jobs} == {"hello", "acme_shell", "globex_echo"}
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert "policy" in sensor.required_resource_keys
+
+
+def test_a_copied_decision_tag_does_not_admit_a_run(
+    gate_instance: dg.DagsterInstance, workflows_dir: Path
+) -> None:
+    defs = _defs(workflows_dir)
+    submit(workflows_dir / "hello.yaml", gate_instance)
+    (admitted,) = _run_requests(_tick(defs, gate_instance))
+    gate_decision = admitted.tags["maestro/decision_id"]
+    job = defs.resolve_job_def("hello")
+    # The same decision id on a run of another request (or none): the run decides for itself.
+    result = job.execute_in_process(
+        instance=gate_instance,
+        tags={"maestro/decision_id": gate_decision, "maestro/request_id": "forged"},
+    )
+    assert result.success
+    store = store_for(gate_instance)
+    own = [d for d in store.decisions(run_id=result.run_id) if d.kind == "workflow"]
+    assert len(own) == 1 and own[0].id != gate_decision
+    assert store.run_admission(result.run_id).id == own[0].id  # type: ignore[union-attr]
+
+
+def test_requests_wait_while_the_policy_engine_is_down(
+    gate_instance: dg.DagsterInstance, workflows_dir: Path
+) -> None:
+    import socket
+
+    from resources.policy.engine import PolicyEngineResource
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    defs = build_definitions(
+        compile_workflows(workflow_files([workflows_dir])),
+        {"policy": PolicyEngineResource(opa_url=dead, timeout_s=0.5)},
+    )
+    request_id = submit(workflows_dir / "hello.yaml", gate_instance)
+    sensor = defs.resolve_sensor_def(SENSOR_NAME)
+    context = dg.build_sensor_context(
+        instance=gate_instance,
+        sensor_name=SENSOR_NAME,
+        resources={"policy": PolicyEngineResource(opa_url=dead, timeout_s=0.5)},
+    )
+    result = sensor(context)
+    assert isinstance(result, dg.SkipReason)
+    assert f"waiting {request_id}: policy engine unavailable: {dead}" in (result.skip_message or "")
+    assert store_for(gate_instance).request(request_id).status == PENDING  # type: ignore[union-attr]
+    assert _run_requests(_tick(_defs(workflows_dir), gate_instance))  # back up: admitted

@@ -121,6 +121,8 @@ def _gate_admission(
     record = store.decision(decision_id)
     if record is None or record.kind != "workflow" or record.request_id is None:
         return None, f"tag {DECISION_TAG}={decision_id} names no gate decision"
+    if tags.get(REQUEST_TAG) != record.request_id:
+        return None, f"tag {DECISION_TAG}={decision_id} was made for another request"
     if not record.allow or record.tenant != spec.tenant or record.workflow != spec.name:
         return None, f"tag {DECISION_TAG}={decision_id} does not admit this workflow"
     return decision_id, None

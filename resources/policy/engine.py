@@ -73,6 +73,7 @@ def unavailable(kind: DecisionKind, why: str, version: str, digest: str = "") ->
         allow=False,
         reasons=(f"policy engine unavailable: {why}",),
         policy_version=version,
+        retry_later=True,  # the gate keeps the request; a step or run still fails (closed)
         input_digest=digest,
     )
 
@@ -179,10 +180,9 @@ class EmbeddedPolicyEngine(PolicyEngine):
                 output = self._interpreter.query_bundle_entrypoint(self._bundle, entrypoint)
                 if not output.ok():
                     raise ValueError(str(output))
-                text = output.expressions().json()
-            result = json.loads(text)
-            if isinstance(result, list):  # expressions: one term, the decision document
-                result = result[0] if result else None
+            # regopy has parsed the JSON already: one result whose one expression is the document
+            expressions = output.results[0].expressions if output.results else []
+            result = expressions[0] if expressions else None
         except Exception as exc:
             return unavailable(kind, f"{type(exc).__name__}: {exc}", self.policy_version, digest)
         return decision_from_result(kind, result, digest, self.policy_version)
