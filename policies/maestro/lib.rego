@@ -8,18 +8,14 @@ tenant(name) := data.tenants[name]
 
 # An allow-list entry matches a value when it is "*", the value itself, or a prefix ending in
 # "*" ("ollama.*", "openai/gpt-4o*"). Globs stop at nothing: "*" covers dots and slashes.
-matches(pattern, value) if pattern == "*"
+allowed(list, value) if value in list
 
-matches(pattern, value) if pattern == value
-
-matches(pattern, value) if {
-	endswith(pattern, "*")
-	startswith(value, trim_suffix(pattern, "*"))
-}
+allowed(list, value) if "*" in list
 
 allowed(list, value) if {
 	some pattern in list
-	matches(pattern, value)
+	endswith(pattern, "*")
+	startswith(value, trim_suffix(pattern, "*"))
 }
 
 # Hosts: a public name or address is allowed by "*", "example.com" or "*.example.com";
