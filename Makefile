@@ -41,3 +41,4 @@ bench: install
 	$(PY) bench/import_time.py
 	$(PY) bench/artifacts.py
 	$(PY) bench/llm.py
+	$(PY) bench/policy.py

@@ -13,7 +13,7 @@ import click
 import dagster as dg
 
 from maestro_cli import artifacts as artifact_commands
-from maestro_cli import runner
+from maestro_cli import policy, runner
 from maestro_cli.params import ParamError, parse_params
 from maestro_cli.render import FORMATS, render_plan
 from maestro_cli.scaffold import (
@@ -322,6 +322,10 @@ def schema() -> None:
     Draft 2020-12, with every installed plugin's `with` parameters, for editors and linters.
     """
     click.echo(json.dumps(workflow_json_schema(), indent=2))
+
+
+for command in (policy.submit, policy.requests, policy.decisions, policy.policies):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ A file that does not compile fails the whole load with its file, line and messag
 `dagster definitions validate` and the UI show it instead of the job silently vanishing.
 """
 
+from maestro_defs.gate import policy_resource
 from maestro_defs.workflows import (
     build_definitions,
     compile_workflows,
@@ -19,6 +20,9 @@ RESOURCES = {
     "io_manager": ArtifactsIOManager(),
     # LLM steps: the LiteLLM Router (MAESTRO_LITELLM_CONFIG) and the Ollama host (OLLAMA_HOST).
     **step_resources(),
+    # The policy engine of the gate sensor and the step checks: embedded Rego, or OPA at
+    # MAESTRO_OPA_URL (docs/policy.md).
+    "policy": policy_resource(),
 }
 
 defs = build_definitions(compile_workflows(workflow_files(workflow_dirs())), RESOURCES)

@@ -82,10 +82,14 @@ def compile_workflows(files: Iterable[Path]) -> list[CompiledWorkflow]:
 def build_definitions(
     workflows: Iterable[CompiledWorkflow], resources: Mapping[str, Any] | None = None
 ) -> dg.Definitions:
+    """Jobs, schedules, the policy gate sensor, and the `policy` resource it uses."""
+    from maestro_defs.gate import policy_gate_sensor, policy_resource
+
     workflows = list(workflows)
     return dg.Definitions(
         jobs=[w.job for w in workflows],
         assets=[a for w in workflows for a in w.assets],
         schedules=[s for w in workflows for s in w.schedules],
-        resources=dict(resources or {}),
+        sensors=[policy_gate_sensor(workflows)] if workflows else [],
+        resources={"policy": policy_resource(), **(resources or {})},
     )

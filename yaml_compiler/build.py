@@ -18,6 +18,7 @@ from dagster._core.definitions.dependency import DynamicCollectDependencyDefinit
 
 from resources.artifacts.io_manager import DECLARED_OUTPUTS, INPUT_KIND
 from resources.plugins import PluginRegistry, default_registry
+from resources.policy.inputs import workflow_summary
 from yaml_compiler.plan import PlannedStep, WorkflowPlan, op_name_for, schedule_names
 from yaml_compiler.spec import ParamSpec, RetrySpec
 from yaml_compiler.step_runtime import (
@@ -189,6 +190,7 @@ class _GraphBuilder:
         self.deps: dict[str, dict[str, Any]] = {}
         self.exit_node: dict[str, str] = {}  # step id -> the node emitting its `result`
         self.params_ops: list[str] = []
+        self.summary = workflow_summary(plan, registry)
 
     def _edges_in(self, step: PlannedStep) -> dict[str, tuple[str, dg.DependencyDefinition]]:
         """Input name -> (upstream step id, dependency), one input per upstream step.
@@ -221,6 +223,7 @@ class _GraphBuilder:
             workflow=self.plan.spec,
             data_inputs={n: u for n, u in upstream_of.items() if n.startswith("from_")},
             gate_inputs={n: u for n, u in upstream_of.items() if n.startswith("needs_")},
+            workflow_summary=self.summary,
         )
 
     def _config(self, step: PlannedStep, op_name: str) -> Any:

@@ -10,7 +10,7 @@ import shlex
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,11 +23,13 @@ from resources.plugins import (
     BudgetExceededError,
     Plugin,
     PluginNotInstalledError,
+    PolicyDeniedError,
     RunInfo,
     StepContext,
     StepError,
     StepTimeoutError,
 )
+from resources.policy import enforce
 from yaml_compiler.plan import PlannedStep
 from yaml_compiler.spec import WorkflowSpec
 from yaml_compiler.templating import evaluate, render_string, render_value
@@ -60,6 +62,8 @@ class StepRuntime:
     workflow: WorkflowSpec
     data_inputs: Mapping[str, str]  # `from_<op>` input -> upstream step id (outputs read)
     gate_inputs: Mapping[str, str]  # `needs_<op>` input -> depends_on step id (skip check)
+    workflow_summary: Mapping[str, Any] = field(default_factory=dict)
+    """What `maestro.workflow` is asked about this workflow (plugins, models, secrets...)."""
 
     @property
     def retryable_kinds(self) -> frozenset[str] | None:
@@ -158,12 +162,20 @@ def _budget_remaining(context: dg.OpExecutionContext, runtime: StepRuntime) -> f
     return budget.max_cost_usd - run_spend_usd(context)
 
 
-def check_budget(runtime: StepRuntime, params: Any, ctx: StepContext) -> None:
-    """Refuse, before any call, a step whose estimated cost exceeds what the run has left."""
+def estimated_cost(runtime: StepRuntime, params: Any, ctx: StepContext) -> float:
+    """The plugin's estimate for these params; 0 for plugins that never spend."""
     estimate_cost = runtime.plugin.estimate_cost
-    if estimate_cost is None or ctx.budget_remaining_usd is None:
+    return 0.0 if estimate_cost is None else float(estimate_cost(params, ctx))
+
+
+def check_budget(
+    runtime: StepRuntime, params: Any, ctx: StepContext, estimate: float | None = None
+) -> None:
+    """Refuse, before any call, a step whose estimated cost exceeds what the run has left."""
+    if runtime.plugin.estimate_cost is None or ctx.budget_remaining_usd is None:
         return
-    estimate = estimate_cost(params, ctx)
+    if estimate is None:
+        estimate = estimated_cost(runtime, params, ctx)
     if estimate > ctx.budget_remaining_usd:
         limit = runtime.workflow.budget.max_cost_usd  # type: ignore[union-attr]
         raise BudgetExceededError(
@@ -325,7 +337,7 @@ def _failure(
 ) -> dg.Failure:
     kind = getattr(error, "kind", "plugin_error")
     kinds = runtime.retryable_kinds
-    permanent = StepConfigError | PluginNotInstalledError | BudgetExceededError
+    permanent = StepConfigError | PluginNotInstalledError | BudgetExceededError | PolicyDeniedError
     retryable = not isinstance(error, permanent) and (kinds is None or kind in kinds)
     message = redact(f"{type(error).__name__}: {error}" if kind == "plugin_error" else str(error))
     metadata: dict[str, Any] = {
@@ -351,6 +363,8 @@ class StepResult:
     ran: bool  # False when `when` is false
     value: Any = None
     cost_usd: float = 0.0
+    policy_decision_id: str | None = None
+    policy_version: str | None = None
 
 
 def execute_step(
@@ -360,10 +374,14 @@ def execute_step(
     item: Mapping[str, Any] | None = None,
     check_when: bool = True,
 ) -> StepResult:
-    """Render, check the budget, call the plugin. Errors become dg.Failure."""
+    """Admit the run, render, check the budget and the policy, call the plugin, record its cost.
+
+    Errors become dg.Failure.
+    """
     redact = Redactor(tuple(runtime.workflow.secrets))
     step_context: StepContext | None = None
     try:
+        enforce.admit_run(context, runtime.workflow, runtime.workflow_summary)
         scope = template_context(context, runtime, upstream, item)
         if check_when and not condition_holds(runtime, scope):
             context.log.info(f"skipping step {runtime.step.id!r}: when is false")
@@ -381,15 +399,57 @@ def execute_step(
             redact=redact,
             budget_remaining_usd=_budget_remaining(context, runtime),
         )
-        check_budget(runtime, params, step_context)
-        output = call_plugin(runtime.plugin, params, step_context)
+        estimate = estimated_cost(runtime, params, step_context)
+        check_budget(runtime, params, step_context, estimate)
+        decision, decision_id = _check_policy(context, runtime, params, step_context, estimate)
+        try:
+            output = call_plugin(runtime.plugin, params, step_context)
+        finally:
+            _record_cost(context, runtime, step_context.cost_usd)
         _check_json(output, runtime.step.id)
-        return StepResult(ran=True, value=output, cost_usd=step_context.cost_usd)
+        return StepResult(
+            ran=True,
+            value=output,
+            cost_usd=step_context.cost_usd,
+            policy_decision_id=decision_id,
+            policy_version=decision.policy_version,
+        )
     except dg.Failure:
         raise
     except Exception as exc:
         spent = step_context.cost_usd if step_context is not None else 0.0
         raise _failure(runtime, exc, redact, cost_usd=spent) from None
+
+
+def _check_policy(
+    context: dg.OpExecutionContext,
+    runtime: StepRuntime,
+    params: Any,
+    ctx: StepContext,
+    estimate: float,
+) -> tuple[Any, str]:
+    """`maestro.step` for this call: raises PolicyDeniedError (permanent) when it denies."""
+    budget = runtime.workflow.budget
+    run_budget = budget.max_cost_usd if budget is not None else None
+    remaining = ctx.budget_remaining_usd
+    return enforce.check_step(
+        context,
+        spec=runtime.workflow,
+        step_id=runtime.step.id,
+        plugin=runtime.plugin.name,
+        params=params,
+        secrets=runtime.step.secrets,
+        estimated_cost_usd=estimate,
+        run_spend_usd=run_budget - remaining
+        if run_budget is not None and remaining is not None
+        else 0.0,
+        run_budget_usd=run_budget,
+    )
+
+
+def _record_cost(context: dg.OpExecutionContext, runtime: StepRuntime, cost_usd: float) -> None:
+    if cost_usd > 0:
+        enforce.record_cost(context, runtime.workflow, runtime.step.id, cost_usd)
 
 
 # ---------------------------------------------------------------- op bodies
@@ -428,6 +488,9 @@ def _output_metadata(
     }
     if result.cost_usd:
         metadata["cost_usd"] = result.cost_usd
+    if result.policy_decision_id:
+        metadata["policy_decision_id"] = result.policy_decision_id
+        metadata["policy_version"] = result.policy_version
     return metadata
 
 

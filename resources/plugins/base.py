@@ -72,6 +72,12 @@ class BudgetExceededError(StepError):
     kind = "budget"
 
 
+class PolicyDeniedError(StepError):
+    """The policy (`maestro.workflow` or `maestro.step`) refused: no call was made, no retry."""
+
+    kind = "policy"
+
+
 class PluginNotInstalledError(StepError):
     """Raised for a registered plugin name whose implementation has not shipped yet."""
 

@@ -1,0 +1,252 @@
+"""Policy checks inside a run: `maestro.workflow` once per run, `maestro.step` before each call.
+
+Every run is checked, whatever launched it (the gate, the UI, a schedule, `dagster job launch`):
+the first step of a run to reach its plugin makes the run's workflow decision and records it as
+the run's admission; a run the gate admitted reuses the gate's decision (its `maestro/decision_id`
+tag). Steps in other processes (multiprocess executor) find the admission in the store, and when
+two race the first insert wins for both (`PolicyStore.admit_run`). Per process, the admission is
+cached, so an in-process run asks the store once.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+
+from resources.plugins import PolicyDeniedError
+from resources.policy.engine import Decision, PolicyEngine, PolicySet, default_engine
+from resources.policy.inputs import MODEL_KEYS, URL_KEYS, step_input, workflow_input
+from resources.policy.store import PolicyStore, period_start, store_for
+
+TENANT_TAG = "maestro/tenant"
+REQUEST_TAG = "maestro/request_id"
+DECISION_TAG = "maestro/decision_id"
+POLICY_VERSION_TAG = "maestro/policy_version"
+REQUESTER_TAG = "maestro/requester"
+
+
+@dataclass(frozen=True)
+class Admission:
+    decision_id: str
+    allow: bool
+    reasons: tuple[str, ...]
+    policy_version: str
+
+
+_ADMISSIONS: dict[tuple[str, str], Admission] = {}  # (store url, run id) -> the run's decision
+_ADMISSIONS_LOCK = threading.Lock()
+
+
+@functools.cache
+def policy_data(directory: str | None = None) -> PolicySet:
+    """The local policy files: tenant budget periods, also when an OPA server decides."""
+    return PolicySet.load(directory)
+
+
+def tenant_settings(tenant: str) -> Mapping[str, Any]:
+    try:
+        return policy_data(os.environ.get("MAESTRO_POLICY_DIR") or None).tenants.get(tenant, {})
+    except (OSError, ValueError):
+        return {}
+
+
+def tenant_spend(store: PolicyStore, tenant: str) -> float:
+    """What the tenant's steps have spent in its current budget period (the cost ledger)."""
+    period = str(tenant_settings(tenant).get("budget_period", "month"))
+    return store.tenant_spend(tenant, period_start(period))
+
+
+def active_runs(instance: dg.DagsterInstance, tenant: str, exclude: str | None = None) -> int:
+    """The tenant's runs queued or in flight (the gate's view), not counting `exclude`."""
+    run_ids = instance.get_run_ids(
+        filters=dg.RunsFilter(
+            tags={TENANT_TAG: tenant},
+            statuses=[*IN_PROGRESS_RUN_STATUSES],
+        )
+    )
+    return len([r for r in run_ids if r != exclude])
+
+
+def denial_message(what: str, decision: Decision | Admission) -> str:
+    return f"policy denied {what}: " + "; ".join(decision.reasons)
+
+
+def decide_workflow(
+    *,
+    engine: PolicyEngine,
+    store: PolicyStore,
+    instance: dg.DagsterInstance,
+    tenant: str,
+    environment: str,
+    requester: str,
+    summary: Mapping[str, Any],
+    run_id: str | None = None,
+    request_id: str | None = None,
+) -> tuple[Decision, str]:
+    """Ask `maestro.workflow` and record the answer; returns it with its decision id."""
+    payload = workflow_input(
+        tenant=tenant,
+        environment=environment,
+        requester=requester,
+        workflow=summary,
+        tenant_spend_usd=tenant_spend(store, tenant),
+        active_runs=active_runs(instance, tenant, exclude=run_id),
+    )
+    decision = engine.decide("workflow", payload)
+    decision_id = store.record_decision(
+        decision,
+        tenant=tenant,
+        workflow=str(summary.get("name", "")),
+        engine=engine.name,
+        run_id=run_id,
+        request_id=request_id,
+    )
+    return decision, decision_id
+
+
+def _gate_admission(
+    store: PolicyStore, tags: Mapping[str, str], spec: Any
+) -> tuple[str | None, str | None]:
+    """The gate's decision id when the run carries a valid one, else (None, why not)."""
+    decision_id = tags.get(DECISION_TAG)
+    if not decision_id:
+        return None, None
+    record = store.decision(decision_id)
+    if record is None or record.kind != "workflow" or record.request_id is None:
+        return None, f"tag {DECISION_TAG}={decision_id} names no gate decision"
+    if tags.get(REQUEST_TAG) != record.request_id:
+        return None, f"tag {DECISION_TAG}={decision_id} was made for another request"
+    if not record.allow or record.tenant != spec.tenant or record.workflow != spec.name:
+        return None, f"tag {DECISION_TAG}={decision_id} does not admit this workflow"
+    return decision_id, None
+
+
+def admit_run(context: dg.OpExecutionContext, spec: Any, summary: Mapping[str, Any]) -> Admission:
+    """The run's `maestro.workflow` decision, made once per run; raises when it denies."""
+    instance = context.instance
+    store = store_for(instance)
+    key = (store.url, context.run_id)
+    admission = _ADMISSIONS.get(key)
+    if admission is None:
+        with _ADMISSIONS_LOCK:
+            admission = _ADMISSIONS.get(key) or _admission(context, store, spec, summary)
+            _ADMISSIONS[key] = admission
+    if not admission.allow:
+        raise PolicyDeniedError(
+            denial_message(f"workflow {spec.name!r} for this run", admission),
+            policy_decision_id=admission.decision_id,
+            policy_version=admission.policy_version,
+            policy_reasons="\n".join(admission.reasons),
+        )
+    return admission
+
+
+def _admission(
+    context: dg.OpExecutionContext, store: PolicyStore, spec: Any, summary: Mapping[str, Any]
+) -> Admission:
+    record = store.run_admission(context.run_id)
+    if record is None:
+        tags = context.run.tags
+        decision_id, problem = _gate_admission(store, tags, spec)
+        if decision_id is None:
+            engine = default_engine()
+            _, decision_id = decide_workflow(
+                engine=engine,
+                store=store,
+                instance=context.instance,
+                tenant=tags.get(TENANT_TAG, spec.tenant),
+                environment=spec.environment,
+                requester=tags.get(REQUESTER_TAG) or tags.get("dagster/user") or "run",
+                summary=summary,
+                run_id=context.run_id,
+            )
+            if problem:
+                context.log.warning(f"{problem}: the run's own decision applies")
+        winner = store.admit_run(context.run_id, decision_id)
+        record = store.decision(winner)
+        assert record is not None
+        if winner == decision_id and tags.get(DECISION_TAG) != decision_id:
+            context.instance.add_run_tags(
+                context.run_id,
+                {DECISION_TAG: decision_id, POLICY_VERSION_TAG: record.policy_version},
+            )
+        context.log.info(
+            f"policy maestro.workflow: {'allow' if record.allow else 'deny'} "
+            f"(decision {record.id}, policy {record.policy_version})"
+        )
+    return Admission(record.id, record.allow, record.reasons, record.policy_version)
+
+
+def check_step(
+    context: dg.OpExecutionContext,
+    *,
+    spec: Any,
+    step_id: str,
+    plugin: str,
+    params: Any,
+    secrets: tuple[str, ...],
+    estimated_cost_usd: float,
+    run_spend_usd: float,
+    run_budget_usd: float | None,
+) -> tuple[Decision, str]:
+    """Ask `maestro.step` and record the answer; raises PolicyDeniedError when it denies.
+
+    The tenant's period spend is read only when the step may cost something and the tenant
+    has a period budget: free steps make no ledger query.
+    """
+    store = store_for(context.instance)
+    tenant = spec.tenant
+    metered = estimated_cost_usd > 0 and "max_budget_usd" in tenant_settings(tenant)
+    spend = tenant_spend(store, tenant) if metered else 0.0
+    fields = {k: getattr(params, k) for k in (*URL_KEYS, *MODEL_KEYS) if hasattr(params, k)}
+    payload = step_input(
+        tenant=tenant,
+        run_tenant=context.run.tags.get(TENANT_TAG, tenant),
+        environment=spec.environment,
+        workflow=spec.name,
+        run_id=context.run_id,
+        step_id=step_id,
+        plugin=plugin,
+        params=fields,
+        secrets=secrets,
+        estimated_cost_usd=estimated_cost_usd,
+        run_spend_usd=run_spend_usd,
+        run_budget_usd=run_budget_usd,
+        tenant_spend_usd=spend,
+    )
+    engine = default_engine()
+    decision = engine.decide("step", payload)
+    decision_id = store.record_decision(
+        decision,
+        tenant=tenant,
+        workflow=spec.name,
+        engine=engine.name,
+        run_id=context.run_id,
+        step_id=step_id,
+    )
+    if not decision.allow:
+        raise PolicyDeniedError(
+            denial_message(f"step {step_id!r}", decision),
+            policy_decision_id=decision_id,
+            policy_version=decision.policy_version,
+            policy_reasons="\n".join(decision.reasons),
+        )
+    return decision, decision_id
+
+
+def record_cost(context: dg.OpExecutionContext, spec: Any, step_id: str, cost_usd: float) -> None:
+    """Add a step's spend to the tenant's ledger (what period budgets are checked against)."""
+    store_for(context.instance).record_cost(
+        run_id=context.run_id,
+        tenant=spec.tenant,
+        workflow=spec.name,
+        step_id=step_id,
+        cost_usd=cost_usd,
+    )

@@ -1,0 +1,169 @@
+"""Decision inputs: what `maestro.workflow` and `maestro.step` see, built from plain data.
+
+Pure functions, so the same input reaches the embedded engine, the OPA server and the tests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+URL_KEYS = ("url", "urls", "start_urls", "api_base", "base_url")
+"""Plugin parameters that name a place to connect to (checked against allowed_domains)."""
+MODEL_KEYS = ("model", "fallbacks", "fallback_models")
+"""Plugin parameters that name models (the first one used, then its fallbacks)."""
+
+
+def address_class(host: str) -> str:
+    """public, private, loopback or link_local; names other than localhost count as public.
+
+    Names are not resolved: the check sees what the workflow wrote (docs/policy.md).
+    """
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return "loopback"
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return "public"
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link_local"
+    if address.is_private or address.is_reserved or address.is_unspecified:
+        return "private"
+    return "public"
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def hosts_in(params: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Every URL the parameters name, with its host and address class."""
+    hosts = []
+    for key in URL_KEYS:
+        for url in _strings(params.get(key)):
+            host = urlsplit(url if "//" in url else f"//{url}").hostname or ""
+            hosts.append({"url": url, "host": host, "address": address_class(host)})
+    return hosts
+
+
+def models_in(params: Mapping[str, Any]) -> list[str]:
+    models: list[str] = []
+    for key in MODEL_KEYS:
+        models += [m for m in _strings(params.get(key)) if m not in models]
+    return models
+
+
+def step_input(
+    *,
+    tenant: str,
+    run_tenant: str,
+    environment: str,
+    workflow: str,
+    run_id: str,
+    step_id: str,
+    plugin: str,
+    params: Mapping[str, Any],
+    secrets: Iterable[str],
+    estimated_cost_usd: float,
+    run_spend_usd: float,
+    run_budget_usd: float | None,
+    tenant_spend_usd: float,
+) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "run_tenant": run_tenant,
+        "environment": environment,
+        "workflow": workflow,
+        "run_id": run_id,
+        "step": {
+            "id": step_id,
+            "plugin": plugin,
+            "models": models_in(params),
+            "hosts": hosts_in(params),
+            "secrets": sorted(set(secrets)),
+            "estimated_cost_usd": estimated_cost_usd,
+        },
+        "run": {"spend_usd": run_spend_usd, "budget_usd": run_budget_usd},
+        "tenant_spend_usd": tenant_spend_usd,
+    }
+
+
+def workflow_summary(plan: Any, registry: Any = None) -> dict[str, Any]:
+    """Name, version, plugins, models, secrets, step count, budget and estimated cost of a plan.
+
+    The estimate adds each plugin's `estimate_cost` for steps whose `with` has no templates
+    (the others are estimated again, rendered, when they run).
+    """
+    from resources.plugins import RunInfo, StepContext, default_registry
+
+    registry = registry or default_registry()
+    spec = plan.spec
+    plugins: list[str] = []
+    models: list[str] = []
+    secrets: set[str] = set(spec.secrets)
+    estimate = 0.0
+    for step in plan.steps:
+        if step.plugin not in plugins:
+            plugins.append(step.plugin)
+        models += [m for m in models_in(step.params) if "{{" not in m and m not in models]
+        secrets |= set(step.secrets)
+        plugin = registry.get(step.plugin)
+        if plugin is None or plugin.estimate_cost is None:
+            continue
+        try:
+            params = plugin.params_model.model_validate(dict(step.params))
+            ctx = StepContext(
+                step_id=step.id,
+                run=RunInfo("", spec.name, spec.tenant, spec.environment, ""),
+                log=_NullLog(),
+            )
+            estimate += float(plugin.estimate_cost(params, ctx))
+        except Exception:
+            continue  # templated or unknowable before the run: checked per step instead
+    budget = spec.budget.max_cost_usd if spec.budget is not None else None
+    return {
+        "name": spec.name,
+        "version": spec.version,
+        "tenant": spec.tenant,
+        "plugins": sorted(plugins),
+        "models": sorted(models),
+        "secrets": sorted(secrets),
+        "step_count": len(plan.steps),
+        "budget_usd": budget,
+        "estimated_cost_usd": estimate,
+    }
+
+
+class _NullLog:
+    def info(self, msg: str) -> None: ...
+    def warning(self, msg: str) -> None: ...
+    def error(self, msg: str) -> None: ...
+    def debug(self, msg: str) -> None: ...
+
+
+def workflow_input(
+    *,
+    tenant: str,
+    environment: str,
+    requester: str,
+    workflow: Mapping[str, Any],
+    tenant_spend_usd: float,
+    active_runs: int,
+) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "environment": environment,
+        "requester": requester,
+        "workflow": dict(workflow),
+        "tenant_spend_usd": tenant_spend_usd,
+        "active_runs": active_runs,
+    }

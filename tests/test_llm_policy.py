@@ -1,0 +1,114 @@
+"""LLM steps under the policy gate: their cost estimate and real spend meet the tenant's data.
+
+The LLM plugins (estimate_cost, add_cost), the cost ledger and `maestro.step` were built apart;
+these tests run them together through the real litellm client and a loopback OpenAI server.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from resources.litellm_resource import LiteLLMResource
+from resources.policy.engine import PolicySet
+from resources.policy.store import store_for
+from tests.llm_servers import OpenAIServer
+from tests.test_litellm_plugin import failure, priced
+from yaml_compiler import compile_text
+
+LLM_TENANT = {
+    "description": "Test tenant: one model, a one-dollar daily budget.",
+    "allowed_environments": ["dev"],
+    "allowed_plugins": ["litellm.generate"],
+    "allowed_models": ["gpt"],
+    "allowed_secrets": [],
+    "allowed_domains": [],
+    "max_budget_usd": 1.0,
+    "budget_period": "day",
+    "max_concurrent_runs": 2,
+}
+
+
+@pytest.fixture
+def llm_tenant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "policies"
+    shutil.copytree(PolicySet.load().directory, folder)
+    tenants_file = folder / "data" / "tenants.json"
+    data = json.loads(tenants_file.read_text())
+    data["tenants"]["llm"] = LLM_TENANT
+    tenants_file.write_text(json.dumps(data))
+    monkeypatch.setenv("MAESTRO_POLICY_DIR", str(folder))
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAIServer]:
+    with OpenAIServer("a") as running:
+        yield running
+
+
+def _run(
+    instance: dg.DagsterInstance, res: LiteLLMResource, step: str
+) -> dg.ExecuteInProcessResult:
+    text = f"name: llm-spend\ntenant: llm\nenvironment: dev\nsteps:\n  - {step}\n"
+    job = compile_text(textwrap.dedent(text)).job
+    return job.execute_in_process(
+        instance=instance, resources={"litellm": res}, raise_on_error=False
+    )
+
+
+def _resource(tmp_path: Path, *deployments: dict[str, Any]) -> LiteLLMResource:
+    return LiteLLMResource(
+        model_list=list(deployments), num_retries=0, cache_dir=str(tmp_path / "cache")
+    )
+
+
+def test_llm_spend_counts_against_the_tenant_budget_and_an_over_budget_call_is_never_made(
+    tmp_path: Path, server: OpenAIServer, instance: dg.DagsterInstance, llm_tenant: None
+) -> None:
+    res = _resource(tmp_path, priced("gpt", server))
+    first = _run(
+        instance,
+        res,
+        "{id: ask, run: litellm.generate, with: {model: gpt, prompt: hello, max_tokens: 50}}",
+    )
+    assert first.success, failure(first, "ask")
+    spent = first.output_for_node("ask")["cost_usd"]
+    assert spent > 0
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert store_for(instance).tenant_spend("llm", midnight) == pytest.approx(spent)
+
+    requests_before = len(server.requests)
+    # 1,000 output tokens at $0.002 may cost $2: more than what is left of the $1 day.
+    second = _run(
+        instance,
+        res,
+        "{id: ask, run: litellm.generate, with: {model: gpt, prompt: hello, max_tokens: 1000}}",
+    )
+    message, metadata = failure(second, "ask")
+    assert metadata["error_kind"] == "policy" and metadata["retryable"] is False
+    assert "tenant_budget_exceeded" in message and "'llm'" in message
+    assert len(server.requests) == requests_before
+
+
+def test_a_fallback_model_the_tenant_may_not_use_is_refused_before_any_call(
+    tmp_path: Path, server: OpenAIServer, instance: dg.DagsterInstance, llm_tenant: None
+) -> None:
+    res = _resource(tmp_path, priced("gpt", server), priced("gpt-big", server))
+    result = _run(
+        instance,
+        res,
+        "{id: ask, run: litellm.generate, with: {model: gpt, "
+        "prompt: hello, max_tokens: 5, fallbacks: [gpt-big]}}",
+    )
+    message, metadata = failure(result, "ask")
+    assert metadata["error_kind"] == "policy"
+    assert "model_not_allowed: tenant 'llm' may not use model 'gpt-big'" in message
+    assert server.requests == []
