@@ -463,3 +463,40 @@ def test_the_code_location_stores_outputs_where_maestro_artifacts_points(
             event.asset_materialization.metadata["sha256"].value
             == hashlib.sha256(b'{"total":6}').hexdigest()
         )
+
+
+def test_a_re_execution_under_another_tenant_is_refused_and_the_same_tenant_loads(
+    write_workflow: Callable[..., Path],
+    artifacts_backend: ArtifactsBackend,
+    instance: dg.DagsterInstance,
+) -> None:
+    """Re-executing tenant acme's run with the tag `maestro/tenant: globex` must not load acme's
+    outputs: the loader finds the parent run's tenant and the store refuses, naming both."""
+    from tests.support.reexecution import reconstructable_workflow
+
+    job = reconstructable_workflow(
+        str(write_workflow(PIPELINE)), artifacts_backend.location, artifacts_backend.endpoint_url
+    )
+    with dg.execute_job(job, instance) as parent:
+        assert parent.success
+    options = dg.ReexecutionOptions(parent_run_id=parent.run_id, step_selection=["transform"])
+
+    with dg.execute_job(
+        job, instance, tags={"maestro/tenant": "globex"}, reexecution_options=options
+    ) as other:
+        assert not other.success
+        assert step_outcomes(other) == {"transform": "STEP_FAILURE"}  # type: ignore[arg-type]
+        failure = next(e for e in other.all_events if e.event_type_value == "STEP_FAILURE")
+        text = failure.step_failure_data.error.to_string()
+    assert "TenantAccessError" in text and "no artifact pointer" not in text
+    assert "tenant 'globex' may not load output 'result' of step 'extract'" in text
+    assert f"from run {parent.run_id} of tenant 'acme'" in text
+    store = artifacts_backend.store()
+    assert not any(other.run_id in info.key for info in store.pointers("globex"))
+
+    with dg.execute_job(job, instance, reexecution_options=options) as same:
+        assert same.success
+        assert same.output_for_node("transform") == {"total": 6}  # loaded acme's `extract`
+    pointer = store.read_pointer("acme", pointer_key("acme", same.run_id, "transform", "result"))
+    extract = store.read_pointer("acme", pointer_key("acme", parent.run_id, "extract", "result"))
+    assert pointer.upstream == {"from_extract": extract.sha256}

@@ -18,7 +18,14 @@ import dagster as dg
 from pydantic import Field
 
 from resources.artifacts.backends import Backend, LocalBackend, S3Backend
-from resources.artifacts.store import ArtifactStore, Pointer, StoredContent, pointer_key
+from resources.artifacts.store import (
+    ArtifactError,
+    ArtifactStore,
+    Pointer,
+    StoredContent,
+    TenantAccessError,
+    pointer_key,
+)
 
 ENV_LOCATION = "MAESTRO_ARTIFACTS"
 ENV_S3_ENDPOINT = "MAESTRO_S3_ENDPOINT_URL"
@@ -89,11 +96,30 @@ def _op_tags(context: dg.OutputContext) -> Mapping[str, str]:
         return {}
 
 
+def _run_id(context: dg.InputContext) -> str | None:
+    try:
+        return context.step_context.run_id
+    except Exception:  # build_input_context: no run
+        return None
+
+
 def _consumer_step(context: dg.InputContext) -> str:
     try:
         return context.step_context.step.key
     except Exception:
         return ""
+
+
+def _tenant_of_run(context: dg.InputContext, upstream: dg.OutputContext) -> str:
+    """The tenant that owns an output of another run (a re-execution loads its parent's
+    outputs): that run's `maestro/tenant` tag. Only asked when the run ids differ."""
+    run = context.instance.get_run_by_id(upstream.run_id)
+    if run is None:
+        raise ArtifactError(
+            f"input {context.name!r} comes from run {upstream.run_id}, which the Dagster "
+            "instance no longer has: its owner (tenant) cannot be checked"
+        )
+    return run.tags.get("maestro/tenant", DEFAULT_TENANT)
 
 
 class ContentAddressedIOManager(dg.IOManager):
@@ -174,8 +200,17 @@ class ContentAddressedIOManager(dg.IOManager):
             )
         tenant = _run_tags(context).get("maestro/tenant", DEFAULT_TENANT)
         output = self._output_name(upstream.name, upstream.mapping_key)
-        key = pointer_key(tenant, upstream.run_id, upstream.step_key, output)
-        pointer = self.store.read_pointer(tenant, key)
+        run_id = _run_id(context)
+        owner = tenant if upstream.run_id == run_id else _tenant_of_run(context, upstream)
+        key = pointer_key(owner, upstream.run_id, upstream.step_key, output)
+        try:
+            pointer = self.store.read_pointer(tenant, key)
+        except TenantAccessError as exc:
+            raise TenantAccessError(
+                f"run {run_id} of tenant {tenant!r} may not load output {output!r} of "
+                f"step {upstream.step_key!r} from run {upstream.run_id} of tenant {owner!r} "
+                f"(a re-execution keeps the original run's tenant): {exc}"
+            ) from None
         consumer = _consumer_step(context)
         label = context.name  # a collected input loads once per item: name each one
         if upstream.mapping_key or "[" in upstream.step_key:
