@@ -22,6 +22,7 @@ from resources.artifacts import (
     Pointer,
     TenantAccessError,
     collect_garbage,
+    verify_all,
 )
 from resources.artifacts.backends import S3Backend, rename_no_replace
 from resources.artifacts.io_manager import NOT_LOADED, SENTINEL_KEY, is_skip_marker
@@ -500,3 +501,152 @@ def test_a_re_execution_under_another_tenant_is_refused_and_the_same_tenant_load
     pointer = store.read_pointer("acme", pointer_key("acme", same.run_id, "transform", "result"))
     extract = store.read_pointer("acme", pointer_key("acme", parent.run_id, "extract", "result"))
     assert pointer.upstream == {"from_extract": extract.sha256}
+
+
+FILES = """
+name: files
+tenant: globex
+params:
+  name: {{type: string, default: report}}
+steps:
+  - id: make
+    run: shell
+    with:
+      command: "mkdir -p out && yes maestro-file-output | head -c {size} > out/{{{{ params.name }}}}.csv"
+      shell: true
+      cwd: {cwd}
+    outputs:
+      - name: report
+        path: "out/{{{{ params.name }}}}.csv"
+  - id: use
+    run: echo
+    with:
+      sha256: "{{{{ steps.make.output.report.sha256 }}}}"
+      size: "{{{{ steps.make.output.report.size }}}}"
+      uri: "{{{{ steps.make.output.report.uri }}}}"
+      exit_code: "{{{{ steps.make.output.exit_code }}}}"
+"""
+
+
+def _materialisation(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any]:
+    event = instance.get_latest_materialization_event(
+        dg.AssetKey(["maestro", "files", "make", "report"])
+    )
+    assert event is not None and event.run_id == run_id
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def test_a_file_output_is_streamed_in_once_and_templates_see_its_pointer(
+    compile_yaml: Callable[..., CompiledWorkflow],
+    artifacts_backend: ArtifactsBackend,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    size = 3 * 1024 * 1024 + 17
+    work = tmp_path / "work"
+    work.mkdir()
+    workflow = compile_yaml(FILES.format(size=size, cwd=work))
+    first = run_with(workflow, artifacts_backend, instance)
+    assert first.success
+    written = work / "out" / "report.csv"
+    sha = hashlib.sha256(written.read_bytes()).hexdigest()
+    used = first.output_for_node("use")
+    assert used["sha256"] == sha and used["size"] == size and used["exit_code"] == 0
+    assert used["uri"].endswith(f"tenants/globex/cas/sha256/{sha[:2]}/{sha}")
+
+    store = artifacts_backend.store()
+    assert contents(store, "globex").count(content_key("globex", sha)) == 1
+    pointer = store.read_pointer(
+        "globex", pointer_key("globex", first.run_id, "make", "outputs/report")
+    )
+    assert (pointer.sha256, pointer.size, pointer.serializer) == (sha, size, "bytes")
+    assert pointer.media_type == "text/csv"
+    copy = store.save_to("globex", sha, tmp_path / "copy.csv")  # raw bytes, verified
+    assert copy.read_bytes() == written.read_bytes()
+    metadata = _materialisation(instance, first.run_id)
+    assert (metadata["sha256"], metadata["size"], metadata["serializer"]) == (sha, size, "bytes")
+    assert metadata["media_type"] == "text/csv" and metadata["dedup"] is False
+    assert metadata["path"] == str(written)
+
+    before = contents(store, "globex")
+    second = run_with(workflow, artifacts_backend, instance)
+    assert second.success
+    assert contents(store, "globex") == before  # the same file again: nothing written
+    assert _materialisation(instance, second.run_id)["dedup"] is True
+
+    artifacts_backend.corrupt(content_key("globex", sha))
+    with pytest.raises(ArtifactCorruptedError, match=sha):
+        store.save_to("globex", sha, tmp_path / "again.csv")
+    assert not (tmp_path / "again.csv").exists()
+    problems = verify_all(store, ["globex"])
+    assert len(problems) == 1 and sha in problems[0]
+
+
+def test_a_missing_file_output_fails_the_step_naming_output_and_path(
+    compile_yaml: Callable[..., CompiledWorkflow],
+    artifacts_backend: ArtifactsBackend,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    workflow = compile_yaml(FILES.format(size=10, cwd=tmp_path).replace("> out/", "> /dev/null #"))
+    result = run_with(workflow, artifacts_backend, instance)
+    assert step_outcomes(result) == {"make": "STEP_FAILURE"}
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    text = failure.step_failure_data.error.to_string()
+    expected = f"output 'report': step 'make' succeeded but its file 'out/report.csv' ("
+    assert expected in text and f"{tmp_path}/out/report.csv) does not exist" in text
+    assert list(artifacts_backend.store().pointers("globex")) == []  # nothing half-written
+
+
+def test_file_outputs_need_the_content_store(run_yaml: Callable[..., Any], tmp_path: Path) -> None:
+    result = run_yaml(FILES.format(size=10, cwd=tmp_path))  # Dagster's in-memory IO manager
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "they need the content store" in failure.step_failure_data.error.to_string()
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("{name: r, path: ''}", "steps[0].outputs[0].path: path is empty"),
+        ("{name: r, path: out/}", "steps[0].outputs[0].path: path 'out/' names a folder"),
+        ("{name: r, path: 7}", "steps[0].outputs[0].path: Input should be a valid string"),
+        ("{name: r, path: '{{ steps.nope.output }}'}", "outputs[0].path: unknown step 'nope'"),
+        ("{name: r, path: '{{ params.p }}'}", "steps[0].outputs[0].path: unknown param 'p'"),
+        ("{name: r, path: 'a/{{ x'}", "steps[0].outputs[0].path: "),
+        ("{name: r, path: '{{ item }}.txt'}", "'item' exists only in for_each steps"),
+    ],
+)
+def test_bad_file_output_paths_are_positioned_errors(
+    compile_yaml: Callable[..., CompiledWorkflow], output: str, message: str
+) -> None:
+    text = f"""
+    name: bad-paths
+    steps:
+      - id: s
+        run: echo
+        outputs: [{output}]
+    """
+    with pytest.raises(WorkflowCompileError) as caught:
+        compile_yaml(text)
+    rendered = "\n".join(str(d) for d in caught.value.diagnostics)
+    assert "workflow.yaml:5:" in rendered and message in rendered, rendered
+
+
+def test_file_outputs_on_for_each_steps_are_refused(
+    compile_yaml: Callable[..., CompiledWorkflow],
+) -> None:
+    with pytest.raises(WorkflowCompileError) as caught:
+        compile_yaml(
+            """
+            name: bad-each
+            steps:
+              - id: s
+                run: echo
+                for_each: [a, b]
+                outputs:
+                  - {name: r, path: out.txt}
+            """
+        )
+    rendered = str(caught.value.diagnostics[0])
+    assert "workflow.yaml:7:" in rendered and "steps[0].outputs[0].path" in rendered
+    assert "not supported on for_each steps" in rendered

@@ -64,7 +64,10 @@ def _result_out(step: PlannedStep) -> dict[str, dg.Out]:
     """The step's `result`; with declared outputs, the IO manager materialises them as assets."""
     if not step.outputs:
         return _RESULT
-    declared = [{"name": o.name, "asset_key": o.asset_key} for o in step.outputs]
+    declared = [
+        {"name": o.name, "asset_key": o.asset_key, **({"file": True} if o.path else {})}
+        for o in step.outputs
+    ]  # file outputs are stored by the op itself (step_runtime.store_file_outputs)
     return {
         "result": dg.Out(
             dg.Any,
@@ -238,7 +241,8 @@ class _GraphBuilder:
         runtime = self._runtime(step, {name: upstream for name, (upstream, _) in edges.items()})
         common = {
             "tags": _op_tags(self.plan, step),
-            "required_resource_keys": set(runtime.plugin.resource_keys),
+            "required_resource_keys": set(runtime.plugin.resource_keys)
+            | ({"io_manager"} if any(o.path for o in step.outputs) else set()),
         }
         if step.for_each is None:
             self._add_node(

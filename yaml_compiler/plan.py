@@ -447,6 +447,9 @@ def _template_fields(draft: _Draft) -> Iterator[tuple[FieldPath, str, bool]]:
     elif isinstance(step.for_each, list):
         yield from _walk_templates(step.for_each, (*draft.path, "for_each"))
     yield from _walk_templates(step.with_, (*draft.path, "with"))
+    for index, output in enumerate(step.outputs):
+        if output.path is not None and is_template(output.path):
+            yield (*draft.path, "outputs", index, "path"), output.path, False
 
 
 def _walk_templates(value: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str, bool]]:
@@ -546,6 +549,14 @@ def _check_outputs(
                 problems.append(doc.diagnostic(path, f"duplicate output name {output.name!r}"))
                 continue
             names.add(output.name)
+            if output.path is not None and draft.spec.for_each is not None:
+                problems.append(
+                    doc.diagnostic(
+                        (*path, "path"),
+                        "file outputs (path) are not supported on for_each steps: write the "
+                        "items' files in a step after it",
+                    )
+                )
             assert output.asset_key is not None
             if output.asset_key in keys:
                 line, _ = doc.position(keys[output.asset_key])

@@ -154,6 +154,16 @@ class ResourcesSpec(_Model):
     gpu: int | None = Field(None, ge=0)
 
 
+def _file_path(value: str) -> str:
+    if not value.strip():
+        raise ValueError("path is empty")
+    if "\x00" in value:
+        raise ValueError("path contains a NUL character")
+    if value.endswith(("/", "/.", "/..")) or value in {".", ".."}:
+        raise ValueError(f"path {value!r} names a folder; a file output is one file")
+    return value
+
+
 ASSET_KEY = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 
 
@@ -161,11 +171,15 @@ class OutputSpec(_Model):
     """An artifact a step declares, materialised as a Dagster asset; the name alone is enough.
 
     `asset_key` is `/`-separated; without it the plan gives `maestro/<workflow>/<step>/<name>`.
+    `path` makes it a file output: the file the step writes there (a template, rendered at run
+    time; relative to the step's `cwd`, else the worker's working directory) is streamed into
+    the content store as raw bytes, and downstream templates see its pointer, not its bytes.
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
     asset_key: Annotated[str, Field(pattern=ASSET_KEY)] | None = None
     description: str | None = None
+    path: Annotated[str, AfterValidator(_file_path)] | None = None
 
     @model_validator(mode="before")
     @classmethod

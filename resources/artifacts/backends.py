@@ -288,10 +288,19 @@ class S3Backend:
     the hash matches the key.
     """
 
-    def __init__(self, client: Any, bucket: str, prefix: str = ""):
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        prefix: str = "",
+        multipart_threshold: int = MULTIPART_THRESHOLD,
+        part_size: int = PART,
+    ):
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        self.multipart_threshold = multipart_threshold  # objects above it go up in parts
+        self.part_size = part_size  # S3 wants >= 5 MiB for every part but the last
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -349,14 +358,14 @@ class S3Backend:
         return True
 
     def put_new(self, key: str, data: bytes | memoryview) -> bool:
-        if len(data) <= MULTIPART_THRESHOLD:
+        if len(data) <= self.multipart_threshold:
             return self._put_if_absent(key, data)
-        view = memoryview(data)
-        parts = (view[i : i + PART] for i in range(0, len(view), PART))
+        view, step = memoryview(data), self.part_size
+        parts = (view[i : i + step] for i in range(0, len(view), step))
         return self._multipart(key, parts, lambda: None)
 
     def put_new_file(self, key: str, path: Path, sha256: str) -> bool:
-        if path.stat().st_size <= MULTIPART_THRESHOLD:
+        if path.stat().st_size <= self.multipart_threshold:
             data = path.read_bytes()
             if hashlib.sha256(data).hexdigest() != sha256:
                 raise ContentChangedError(f"{path} changed while it was being stored")
@@ -365,7 +374,7 @@ class S3Backend:
 
         def parts() -> Iterator[bytes]:
             with path.open("rb") as handle:
-                while part := handle.read(PART):
+                while part := handle.read(self.part_size):
                     digest.update(part)
                     yield part
 

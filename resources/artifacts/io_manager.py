@@ -8,6 +8,7 @@ Loads verify the hash and refuse pointers of another tenant.
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import time
 from collections.abc import Mapping
@@ -17,7 +18,13 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from resources.artifacts.backends import Backend, LocalBackend, S3Backend
+from resources.artifacts.backends import (
+    MULTIPART_THRESHOLD,
+    PART,
+    Backend,
+    LocalBackend,
+    S3Backend,
+)
 from resources.artifacts.store import (
     ArtifactError,
     ArtifactStore,
@@ -63,6 +70,8 @@ def open_backend(
     s3_endpoint_url: str | None = None,
     s3_region_name: str | None = None,
     fsync: bool = True,
+    s3_multipart_threshold: int = MULTIPART_THRESHOLD,
+    s3_part_size: int = PART,
 ) -> Backend:
     """`s3://bucket/prefix` through dagster-aws's S3Resource, anything else a local folder."""
     if location.startswith("s3://"):
@@ -70,7 +79,7 @@ def open_backend(
 
         bucket, prefix = split_s3_uri(location)
         client = S3Resource(endpoint_url=s3_endpoint_url, region_name=s3_region_name).get_client()
-        return S3Backend(client, bucket, prefix)
+        return S3Backend(client, bucket, prefix, s3_multipart_threshold, s3_part_size)
     return LocalBackend(location, fsync=fsync)
 
 
@@ -179,6 +188,8 @@ class ContentAddressedIOManager(dg.IOManager):
         declared = _meta_value(context.definition_metadata.get(DECLARED_OUTPUTS)) or []
         step_id = _op_tags(context).get("maestro/step_id", context.step_key)
         for item in declared:
+            if item.get("file"):
+                continue  # stored and materialised by the op (store_file_output)
             name = item["name"]
             value = obj[name] if isinstance(obj, dict) and name in obj else obj
             artifact = self._store(context, value, f"outputs/{name}")
@@ -189,6 +200,52 @@ class ContentAddressedIOManager(dg.IOManager):
                     metadata={**artifact.metadata(), "run_id": context.run_id},
                 )
             )
+
+    def store_file_output(
+        self, context: dg.OpExecutionContext, name: str, asset_key: str, path: Path
+    ) -> dict[str, Any]:
+        """Stream a file a step wrote into the store (raw bytes, never whole in memory), point
+        `outputs/<name>` at it and materialise its asset; the pointer info templates see."""
+        run_tags, op_tags = context.run.tags, context.op_def.tags
+        tenant = run_tags.get("maestro/tenant", DEFAULT_TENANT)
+        step_key = context.get_step_execution_context().step.key
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        stored = self.store.store_file(tenant, path, media_type=media_type)
+        step_id = op_tags.get("maestro/step_id", step_key)
+        pointer = Pointer(
+            sha256=stored.sha256,
+            size=stored.size,
+            media_type=stored.media_type,
+            serializer=stored.serializer,
+            tenant=tenant,
+            workflow=run_tags.get("maestro/workflow", op_tags.get("maestro/workflow", "")),
+            job=context.job_name,
+            run_id=context.run_id,
+            step_id=step_id,
+            step_key=step_key,
+            output=f"outputs/{name}",
+            upstream=dict(self._loaded.get(step_key, {})),
+            created_at=time.time(),
+        )
+        self.store.write_pointer(
+            pointer_key(tenant, context.run_id, step_key, pointer.output), pointer
+        )
+        metadata = {**stored.metadata(), "media_type": media_type, "path": str(path)}
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=dg.AssetKey(asset_key.split("/")),
+                description=f"file output {name!r} of step {step_id!r}",
+                metadata={**metadata, "run_id": context.run_id},
+            )
+        )
+        return {
+            "sha256": stored.sha256,
+            "size": stored.size,
+            "uri": stored.uri,
+            "media_type": media_type,
+            "serializer": stored.serializer,
+            "path": str(path),
+        }
 
     # ------------------------------------------------------------ input
 
@@ -239,10 +296,26 @@ class ArtifactsIOManager(dg.ConfigurableIOManagerFactory):
         "across power loss; a load still detects a torn object by its hash).",
     )
 
+    s3_multipart_threshold: int = Field(
+        default=MULTIPART_THRESHOLD,
+        description="S3: objects larger than this many bytes are uploaded in parts.",
+    )
+    s3_part_size: int = Field(
+        default=PART, ge=5 * 1024 * 1024, description="S3: multipart part size in bytes."
+    )
+
     def open_store(self) -> ArtifactStore:
         location = self.location or default_location()
         endpoint = self.s3_endpoint_url or os.environ.get(ENV_S3_ENDPOINT) or None
-        return ArtifactStore(open_backend(location, endpoint, self.s3_region_name, self.fsync))
+        backend = open_backend(
+            location,
+            endpoint,
+            self.s3_region_name,
+            self.fsync,
+            self.s3_multipart_threshold,
+            self.s3_part_size,
+        )
+        return ArtifactStore(backend)
 
     def create_io_manager(self, context: dg.InitResourceContext) -> ContentAddressedIOManager:
         return ContentAddressedIOManager(self.open_store())

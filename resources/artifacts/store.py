@@ -183,8 +183,11 @@ class ArtifactStore:
         blob = serialise(value)
         return self.store_bytes(tenant, blob.data, blob.serializer, blob.media_type)
 
-    def store_file(self, tenant: str, path: Path) -> StoredContent:
-        """Hash the file (one read), then stream it in unless the content is already stored."""
+    def store_file(
+        self, tenant: str, path: Path, media_type: str = "application/octet-stream"
+    ) -> StoredContent:
+        """Hash the file (one read), then stream it in unless the content is already stored;
+        the upload hashes again and is refused when the file changed in between."""
         digest, size = hashlib.sha256(), 0
         with path.open("rb") as handle:
             while chunk := handle.read(CHUNK):
@@ -198,7 +201,7 @@ class ArtifactStore:
         else:
             written = self.backend.put_new_file(key, path, sha)
         uri = self.backend.uri(key)
-        return StoredContent(sha, size, uri, key, not written, "bytes", "application/octet-stream")
+        return StoredContent(sha, size, uri, key, not written, "bytes", media_type)
 
     def verified_chunks(self, tenant: str, sha256: str) -> Iterator[bytes]:
         """The object's bytes in pieces; raises ArtifactCorruptedError after the last piece
