@@ -18,6 +18,7 @@ import pytest
 
 from resources.artifacts import (
     ArtifactCorruptedError,
+    ArtifactsIOManager,
     ArtifactStore,
     Pointer,
     TenantAccessError,
@@ -512,7 +513,7 @@ steps:
   - id: make
     run: shell
     with:
-      command: "mkdir -p out && yes maestro-file-output | head -c {size} > out/{{{{ params.name }}}}.csv"
+      command: "mkdir -p out && yes maestro | head -c {size} > out/{{{{ params.name }}}}.csv"
       shell: true
       cwd: {cwd}
     outputs:
@@ -593,7 +594,7 @@ def test_a_missing_file_output_fails_the_step_naming_output_and_path(
     assert step_outcomes(result) == {"make": "STEP_FAILURE"}
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     text = failure.step_failure_data.error.to_string()
-    expected = f"output 'report': step 'make' succeeded but its file 'out/report.csv' ("
+    expected = "output 'report': step 'make' succeeded but its file 'out/report.csv' ("
     assert expected in text and f"{tmp_path}/out/report.csv) does not exist" in text
     assert list(artifacts_backend.store().pointers("globex")) == []  # nothing half-written
 
@@ -650,3 +651,54 @@ def test_file_outputs_on_for_each_steps_are_refused(
     rendered = str(caught.value.diagnostics[0])
     assert "workflow.yaml:7:" in rendered and "steps[0].outputs[0].path" in rendered
     assert "not supported on for_each steps" in rendered
+
+
+def test_a_large_file_output_streams_without_holding_it_in_memory(
+    compile_yaml: Callable[..., CompiledWorkflow],
+    artifacts_backend: ArtifactsBackend,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    """Local: 72 MiB (above the 64 MiB S3 multipart threshold). S3: 40 MiB with the threshold
+    lowered to 8 MiB, so it goes up in 5 MiB parts (two parts are in memory at a time).
+    Python's peak allocation grows by well under the file's size over a run storing a 1 KiB
+    file (that baseline holds Dagster's and boto3's own allocations): the file is never read
+    whole."""
+    import tracemalloc
+
+    local = artifacts_backend.kind == "local"
+    size = (72 if local else 40) * 1024 * 1024
+    io_manager = ArtifactsIOManager(
+        location=artifacts_backend.location,
+        s3_endpoint_url=artifacts_backend.endpoint_url,
+        s3_multipart_threshold=8 * 1024 * 1024,
+        s3_part_size=5 * 1024 * 1024,
+    )
+
+    def peak_of_run(file_size: int) -> tuple[int, dg.ExecuteInProcessResult]:
+        work = tmp_path / str(file_size)
+        work.mkdir()
+        workflow = compile_yaml(FILES.format(size=file_size, cwd=work))
+        tracemalloc.start()
+        try:
+            result = workflow.job.execute_in_process(
+                instance=instance, resources={"io_manager": io_manager}, raise_on_error=False
+            )
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert result.success
+        return peak, result
+
+    baseline, _ = peak_of_run(1024)
+    peak, result = peak_of_run(size)
+    growth = peak - baseline
+    assert growth < size / 3, (
+        f"peak {peak / 2**20:.1f} MiB vs {baseline / 2**20:.1f} MiB for a 1 KiB file: "
+        f"+{growth / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB file"
+    )
+    report = result.output_for_node("make")["report"]
+    assert report["size"] == size
+    store = io_manager.open_store()
+    copy = store.save_to("globex", report["sha256"], tmp_path / "copy.csv")
+    assert copy.stat().st_size == size

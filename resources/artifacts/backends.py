@@ -123,6 +123,16 @@ def rename_no_replace(source: Path, target: Path) -> bool:
     return True
 
 
+def file_pieces(path: Path, size: int = 1024 * 1024) -> Iterator[memoryview]:
+    """A file in pieces read into one reused buffer: streaming a file allocates `size` bytes
+    once, whatever the file's size (each piece is valid until the next one is read)."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as handle:
+        while count := handle.readinto(buffer):
+            yield view[:count]
+
+
 def _file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
@@ -203,9 +213,9 @@ class LocalBackend:
         digest = hashlib.sha256()
         try:
             with handle:
-                for chunk in _file_chunks(path):
-                    digest.update(chunk)
-                    handle.write(chunk)
+                for piece in file_pieces(path):
+                    digest.update(piece)
+                    handle.write(piece)
                 self._finish(handle)
             if digest.hexdigest() != sha256:
                 raise ContentChangedError(f"{path} changed while it was being stored")

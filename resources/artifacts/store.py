@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resources.artifacts.backends import CHUNK, Backend, LocalBackend, ObjectInfo
+from resources.artifacts.backends import Backend, LocalBackend, ObjectInfo, file_pieces
 
 POINTER_VERSION = 1
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.\[\]-]+$")
@@ -189,10 +189,9 @@ class ArtifactStore:
         """Hash the file (one read), then stream it in unless the content is already stored;
         the upload hashes again and is refused when the file changed in between."""
         digest, size = hashlib.sha256(), 0
-        with path.open("rb") as handle:
-            while chunk := handle.read(CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
+        for piece in file_pieces(path):
+            digest.update(piece)
+            size += len(piece)
         sha = digest.hexdigest()
         key = content_key(tenant, sha)
         if self.backend.stat(key) is not None:
