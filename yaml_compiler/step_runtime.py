@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -281,6 +282,20 @@ def for_each_items(runtime: StepRuntime, scope: Mapping[str, Any]) -> list[Any]:
 # ---------------------------------------------------------------- plugin call
 
 
+def workflow_dir_of(context: dg.OpExecutionContext) -> Path | None:
+    """The workflow file's folder, from the job's `maestro/source` metadata (set at build).
+
+    Resolved the way the compiler resolved it for `prepare`, in the process that built the job
+    (`maestro run`, the code location, `dagster job execute` all compile where they run).
+    """
+    try:
+        source = context.job_def.metadata.get("maestro/source")
+    except Exception:  # a context without a job definition
+        return None
+    path = getattr(source, "path", None)
+    return Path(path).resolve().parent if isinstance(path, str) and path else None
+
+
 def _deadline(context: dg.OpExecutionContext, runtime: StepRuntime) -> float | None:
     """The earlier of the step timeout and what is left of the whole-run timeout."""
     limits = []
@@ -398,6 +413,7 @@ def execute_step(
             deadline=_deadline(context, runtime),
             redact=redact,
             budget_remaining_usd=_budget_remaining(context, runtime),
+            workflow_dir=workflow_dir_of(context),
         )
         estimate = estimated_cost(runtime, params, step_context)
         check_budget(runtime, params, step_context, estimate)

@@ -109,6 +109,9 @@ class StepContext:
     """What the run may still spend (its `budget.max_cost_usd` minus its spend); None: no limit."""
     cost_usd: float = 0.0
     """What this step has spent so far: plugins add to it with `add_cost`."""
+    workflow_dir: Path | None = None
+    """The folder of the workflow file: files the compiler stored relative to it (a user prompt
+    template, `prompts/<name>.j2`) resolve against it, so compiled params name no checkout."""
 
     def add_cost(self, usd: float) -> None:
         """Record money spent (an LLM call, GPU time): it lands in the step's `cost_usd`."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -107,6 +108,7 @@ def workflow_summary(plan: Any, registry: Any = None) -> dict[str, Any]:
 
     registry = registry or default_registry()
     spec = plan.spec
+    workflow_dir = Path(plan.source_file).resolve().parent  # as the compiler's `prepare` saw it
     plugins: list[str] = []
     models: list[str] = []
     secrets: set[str] = set(spec.secrets)
@@ -125,6 +127,7 @@ def workflow_summary(plan: Any, registry: Any = None) -> dict[str, Any]:
                 step_id=step.id,
                 run=RunInfo("", spec.name, spec.tenant, spec.environment, ""),
                 log=_NullLog(),
+                workflow_dir=workflow_dir,
             )
             estimate += float(plugin.estimate_cost(params, ctx))
         except Exception:
