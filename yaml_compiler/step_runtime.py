@@ -448,6 +448,7 @@ def _check_policy(
     budget = runtime.workflow.budget
     run_budget = budget.max_cost_usd if budget is not None else None
     remaining = ctx.budget_remaining_usd
+    models_for = runtime.plugin.models_for
     return enforce.check_step(
         context,
         spec=runtime.workflow,
@@ -460,6 +461,7 @@ def _check_policy(
         if run_budget is not None and remaining is not None
         else 0.0,
         run_budget_usd=run_budget,
+        reachable_models=models_for(params, ctx) if models_for is not None else (),
     )
 
 

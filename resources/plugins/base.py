@@ -151,3 +151,6 @@ class Plugin:
     default_pool: str | None = None
     """The Dagster concurrency pool of this plugin's steps when a step names none (a scarce
     host such as an Ollama server: the instance's pool limit caps how many run at once)."""
+    models_for: Callable[[Any, StepContext], list[str]] | None = None
+    """Every model a call with these params may reach, resource-level fallbacks included
+    (asked before it runs: `maestro.step` checks each against the tenant's allowed models)."""

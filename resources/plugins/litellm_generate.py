@@ -420,6 +420,11 @@ def run_generate(params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
     return output
 
 
+def models_for_generate(params: LiteLLMParams, ctx: StepContext) -> list[str]:
+    """The step's model and fallbacks, plus where the Router may fall back to from them."""
+    return _client(ctx).reachable_models(params.model, params.fallbacks)
+
+
 LITELLM_GENERATE = Plugin(
     name="litellm.generate",
     aliases=("litellm", "llm.generate"),
@@ -429,4 +434,5 @@ LITELLM_GENERATE = Plugin(
     resource_keys=frozenset({RESOURCE_KEY}),
     prepare=prepare_generate,
     estimate_cost=estimate_generate_cost,
+    models_for=models_for_generate,
 )

@@ -78,7 +78,12 @@ def step_input(
     run_spend_usd: float,
     run_budget_usd: float | None,
     tenant_spend_usd: float,
+    reachable_models: Iterable[str] = (),
 ) -> dict[str, Any]:
+    """`reachable_models`: models the plugin may fall back to beyond its params (a Router's
+    fallbacks); they join `step.models`, so each meets the tenant's allowed models."""
+    models = models_in(params)
+    models += [m for m in dict.fromkeys(reachable_models) if m not in models]
     return {
         "tenant": tenant,
         "run_tenant": run_tenant,
@@ -88,7 +93,7 @@ def step_input(
         "step": {
             "id": step_id,
             "plugin": plugin,
-            "models": models_in(params),
+            "models": models,
             "hosts": hosts_in(params),
             "secrets": sorted(set(secrets)),
             "estimated_cost_usd": estimated_cost_usd,
