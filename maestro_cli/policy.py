@@ -113,7 +113,7 @@ def decisions(tenant: str | None, run_id: str | None, limit: int, fmt: str) -> N
 
 @click.group()
 def policies() -> None:
-    """The Rego policies: push them to OPA, evaluate an input, render concurrency limits."""
+    """The Rego policies: test them, push them to OPA, evaluate an input, concurrency limits."""
 
 
 @policies.command()
@@ -159,6 +159,30 @@ def eval_(kind: str, input_file: Any, url: str | None) -> None:
         )
     )
     sys.exit(0 if decision.allow else 1)
+
+
+@policies.command(name="test")
+@click.option("--dir", "policy_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--run", "pattern", help="Only the test rules whose name matches this regex.")
+def test_(policy_dir: Path | None, pattern: str | None) -> None:
+    """Run the Rego unit tests (*_test.rego, test_* rules) with regopy; exit 1 on a failure."""
+    from resources.policy.rego_tests import run_tests
+
+    try:
+        results = run_tests(policy_dir, pattern)
+    except Exception as exc:  # a policy or test file that does not parse
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for result in results:
+        test = result.test
+        where = f"{test.file}:{test.line}"
+        if result.passed:
+            click.echo(f"PASS  {test.package}.{test.name}  ({where})")
+        else:
+            click.echo(f"FAIL  {test.package}.{test.name}  ({where}): {result.detail}")
+    failed = sum(not r.passed for r in results)
+    click.echo(f"{len(results) - failed} passed, {failed} failed")
+    sys.exit(1 if failed or not results else 0)
 
 
 @policies.command()

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,8 @@ class LiteLLMClient:
     cache_dir: Path
     cache_ttl_seconds: int | None
     redis_url: str | None = None
+    window_fallbacks: dict[str, list[str]] = field(default_factory=dict)
+    """The Router's `context_window_fallbacks`, per group."""
     _prices: dict[str, Price] = field(default_factory=dict)
 
     def response_cache(self) -> ResponseCache:
@@ -185,6 +187,26 @@ class LiteLLMClient:
             any(p.known for p in prices),
             min((p.max_output_tokens for p in prices if p.max_output_tokens), default=None),
         )
+
+    def reachable_models(self, model: str, step_fallbacks: Sequence[str] = ()) -> list[str]:
+        """Every model a call may end up on, for the policy's model check: `model`, the step's
+        fallbacks, and for router groups the Router's `fallbacks` (the group's and "*") and
+        `context_window_fallbacks`, followed from group to group (the Router chains them)."""
+        found = list(dict.fromkeys([model, *step_fallbacks]))
+        groups = self.groups
+        queue = [m for m in found if m in groups]
+        while queue:
+            group = queue.pop(0)
+            for nxt in (
+                *self.group_fallbacks.get(group, ()),
+                *self.group_fallbacks.get("*", ()),
+                *self.window_fallbacks.get(group, ()),
+            ):
+                if nxt not in found:
+                    found.append(nxt)
+                    if nxt in groups:
+                        queue.append(nxt)
+        return found
 
     def fallbacks_of(self, model: str, step_fallbacks: list[str]) -> list[str]:
         """Models that may answer instead of `model`: the step's list, then the resource's."""
@@ -332,6 +354,7 @@ class LiteLLMResource(dg.ConfigurableResource):
             deployments=deployments,
             secrets=secrets,
             group_fallbacks=dict(self.fallbacks),
+            window_fallbacks=dict(self.context_window_fallbacks),
             cache_dir=Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir(),
             cache_ttl_seconds=self.cache_ttl_seconds,
             redis_url=self.cache_redis_url,

@@ -20,7 +20,7 @@ import pytest
 from resources.litellm_resource import LiteLLMResource
 from resources.policy.engine import PolicySet
 from resources.policy.store import store_for
-from tests.llm_servers import OpenAIServer
+from tests.llm_servers import OpenAIServer, server_error
 from tests.test_litellm_plugin import failure, priced
 from yaml_compiler import compile_text
 
@@ -28,7 +28,7 @@ LLM_TENANT = {
     "description": "Test tenant: one model, a one-dollar daily budget.",
     "allowed_environments": ["dev"],
     "allowed_plugins": ["litellm.generate"],
-    "allowed_models": ["gpt"],
+    "allowed_models": ["gpt", "gpt-ok"],
     "allowed_secrets": [],
     "allowed_domains": [],
     "max_budget_usd": 1.0,
@@ -64,9 +64,12 @@ def _run(
     )
 
 
-def _resource(tmp_path: Path, *deployments: dict[str, Any]) -> LiteLLMResource:
+def _resource(tmp_path: Path, *deployments: dict[str, Any], **settings: Any) -> LiteLLMResource:
     return LiteLLMResource(
-        model_list=list(deployments), num_retries=0, cache_dir=str(tmp_path / "cache")
+        model_list=list(deployments),
+        num_retries=0,
+        cache_dir=str(tmp_path / "cache"),
+        **settings,
     )
 
 
@@ -112,3 +115,74 @@ def test_a_fallback_model_the_tenant_may_not_use_is_refused_before_any_call(
     assert metadata["error_kind"] == "policy"
     assert "model_not_allowed: tenant 'llm' may not use model 'gpt-big'" in message
     assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"fallbacks": {"gpt": ["gpt-big"]}},
+        {"context_window_fallbacks": {"gpt": ["gpt-big"]}},
+        {"fallbacks": {"*": ["gpt-big"]}},
+        # the Router chains groups: gpt -> gpt-ok (allowed) -> gpt-big (not allowed)
+        {"fallbacks": {"gpt": ["gpt-ok"]}, "context_window_fallbacks": {"gpt-ok": ["gpt-big"]}},
+    ],
+    ids=["fallbacks", "context_window_fallbacks", "star", "chained"],
+)
+def test_a_router_fallback_the_tenant_may_not_use_is_refused_before_any_call(
+    tmp_path: Path,
+    server: OpenAIServer,
+    instance: dg.DagsterInstance,
+    llm_tenant: None,
+    settings: dict[str, Any],
+) -> None:
+    res = _resource(
+        tmp_path,
+        priced("gpt", server),
+        priced("gpt-ok", server),
+        priced("gpt-big", server),
+        **settings,
+    )
+    result = _run(
+        instance,
+        res,
+        "{id: ask, run: litellm.generate, with: {model: gpt, prompt: hello, max_tokens: 5}}",
+    )
+    message, metadata = failure(result, "ask")
+    assert metadata["error_kind"] == "policy"
+    assert message.count("model_not_allowed") == 1, message
+    assert "model_not_allowed: tenant 'llm' may not use model 'gpt-big'" in message
+    assert server.requests == []
+    [row] = [
+        d for d in store_for(instance).decisions(tenant="llm") if d.kind == "step" and not d.allow
+    ]
+    assert row.reasons == (
+        "model_not_allowed: tenant 'llm' may not use model 'gpt-big' (step 'ask')",
+    )
+
+
+def test_a_router_fallback_to_an_allowed_model_runs_and_is_used(
+    tmp_path: Path, server: OpenAIServer, instance: dg.DagsterInstance, llm_tenant: None
+) -> None:
+    res = _resource(
+        tmp_path, priced("gpt", server), priced("gpt-ok", server), fallbacks={"gpt": ["gpt-ok"]}
+    )
+    server.fail("gpt", server_error())
+    result = _run(
+        instance,
+        res,
+        "{id: ask, run: litellm.generate, with: {model: gpt, prompt: hello, max_tokens: 5}}",
+    )
+    assert result.success, failure(result, "ask")
+    output = result.output_for_node("ask")
+    assert (output["model"], output["fallback_used"]) == ("gpt-ok", True)
+
+
+def test_reachable_models_follow_the_router_chain_without_looping(tmp_path: Path) -> None:
+    client = LiteLLMResource(
+        model_list=[{"model_name": g, "litellm_params": {"model": f"openai/{g}"}} for g in "abc"],
+        fallbacks={"a": ["b"], "b": ["a", "c"], "*": ["z"]},
+        context_window_fallbacks={"c": ["d"]},
+        cache_dir=str(tmp_path / "cache"),
+    ).client()
+    assert client.reachable_models("a", ["x"]) == ["a", "x", "b", "z", "c", "d"]
+    assert client.reachable_models("x") == ["x"]  # not a router group: called directly

@@ -325,3 +325,28 @@ def test_address_classes_and_what_the_inputs_collect() -> None:
         {"url": "http://[::1]:80/", "host": "::1", "address": "loopback"},
     ]
     assert models_in({"model": "a", "fallbacks": ["b", "a"]}) == ["a", "b"]
+
+
+def test_the_fast_input_builder_gives_regopy_the_same_input_as_its_own() -> None:
+    import regopy
+
+    from resources.policy.engine import set_input
+
+    payload = {
+        "text": "Zürich ✓ text",
+        "none": None,
+        "flags": [True, False],
+        "numbers": (0, -3, 2**40, 1.5, -0.25),
+        "nested": {"a": [{"b": {}}, []], "set": {"x"}},
+    }
+    ours, theirs = regopy.Interpreter(), regopy.Interpreter()
+    set_input(ours, payload)
+    theirs.set_input(payload)
+    assert str(ours.query("x := input")) == str(theirs.query("x := input"))
+    assert "Zürich" in str(ours.query("x := input.text"))
+
+
+def test_an_input_that_cannot_be_converted_is_a_deny() -> None:
+    decision = EmbeddedPolicyEngine(POLICIES).decide("step", _step(step__id=object()))
+    assert not decision.allow
+    assert decision.reasons[0].startswith("policy engine unavailable: ValueError: cannot convert")

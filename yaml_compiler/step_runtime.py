@@ -282,6 +282,20 @@ def for_each_items(runtime: StepRuntime, scope: Mapping[str, Any]) -> list[Any]:
 # ---------------------------------------------------------------- plugin call
 
 
+def workflow_dir_of(context: dg.OpExecutionContext) -> Path | None:
+    """The workflow file's folder, from the job's `maestro/source` metadata (set at build).
+
+    Resolved the way the compiler resolved it for `prepare`, in the process that built the job
+    (`maestro run`, the code location, `dagster job execute` all compile where they run).
+    """
+    try:
+        source = context.job_def.metadata.get("maestro/source")
+    except Exception:  # a context without a job definition
+        return None
+    path = getattr(source, "path", None)
+    return Path(path).resolve().parent if isinstance(path, str) and path else None
+
+
 def _deadline(context: dg.OpExecutionContext, runtime: StepRuntime) -> float | None:
     """The earlier of the step timeout and what is left of the whole-run timeout."""
     limits = []
@@ -466,6 +480,7 @@ def execute_step(
             deadline=_deadline(context, runtime),
             redact=redact,
             budget_remaining_usd=_budget_remaining(context, runtime),
+            workflow_dir=workflow_dir_of(context),
         )
         estimate = estimated_cost(runtime, params, step_context)
         check_budget(runtime, params, step_context, estimate)
@@ -501,6 +516,7 @@ def _check_policy(
     budget = runtime.workflow.budget
     run_budget = budget.max_cost_usd if budget is not None else None
     remaining = ctx.budget_remaining_usd
+    models_for = runtime.plugin.models_for
     return enforce.check_step(
         context,
         spec=runtime.workflow,
@@ -513,6 +529,7 @@ def _check_policy(
         if run_budget is not None and remaining is not None
         else 0.0,
         run_budget_usd=run_budget,
+        reachable_models=models_for(params, ctx) if models_for is not None else (),
     )
 
 

@@ -109,6 +109,9 @@ class StepContext:
     """What the run may still spend (its `budget.max_cost_usd` minus its spend); None: no limit."""
     cost_usd: float = 0.0
     """What this step has spent so far: plugins add to it with `add_cost`."""
+    workflow_dir: Path | None = None
+    """The folder of the workflow file: files the compiler stored relative to it (a user prompt
+    template, `prompts/<name>.j2`) resolve against it, so compiled params name no checkout."""
 
     def add_cost(self, usd: float) -> None:
         """Record money spent (an LLM call, GPU time): it lands in the step's `cost_usd`."""
@@ -148,3 +151,6 @@ class Plugin:
     default_pool: str | None = None
     """The Dagster concurrency pool of this plugin's steps when a step names none (a scarce
     host such as an Ollama server: the instance's pool limit caps how many run at once)."""
+    models_for: Callable[[Any, StepContext], list[str]] | None = None
+    """Every model a call with these params may reach, resource-level fallbacks included
+    (asked before it runs: `maestro.step` checks each against the tenant's allowed models)."""

@@ -73,7 +73,8 @@ class LiteLLMParams(PluginParams):
     cache: bool = False
     log_content: bool = False
     prompt_template_file: SkipJsonSchema[str | None] = None
-    """Set by the compiler for a template from the workflow's `prompts/` folder."""
+    """Set by the compiler for a template from the workflow's `prompts/` folder: its path
+    relative to the workflow file's folder (`prompts/<name>.j2`), resolved when the step runs."""
 
 
 # ---------------------------------------------------------------- compile time
@@ -119,8 +120,10 @@ def prepare_generate(raw: dict[str, Any], workflow_dir: Path | None = None) -> d
             raise PrepareError(
                 field, f"prompt template {name!r} needs template_variables: {', '.join(missing)}"
             )
-    if template.path.parent != BUILTIN_DIR:
-        return {**raw, "prompt_template_file": str(template.path)}
+    if template.path.parent != BUILTIN_DIR and workflow_dir is not None:
+        # relative: the compiled job (and `maestro plan`) is the same in every checkout
+        relative = template.path.relative_to(workflow_dir).as_posix()
+        return {**raw, "prompt_template_file": relative}
     return raw
 
 
@@ -156,21 +159,29 @@ def litellm_response_format(value: Any) -> dict[str, Any] | None:
     raise ValueError("response_format must be text, json, or a JSON Schema")
 
 
-def _template(params: LiteLLMParams) -> PromptTemplate:
+def _template(params: LiteLLMParams, workflow_dir: Path | None) -> PromptTemplate:
     name = params.prompt_template or ""
     if params.prompt_template_file:
-        return load_template_file(params.prompt_template_file, name)
-    return find_template(name)
+        file = Path(params.prompt_template_file)
+        if not file.is_absolute():
+            if workflow_dir is None:
+                raise PromptTemplateError(
+                    f"prompt template {name!r}: {file} is relative to the workflow file's "
+                    "folder, and this step was not told where the workflow file is"
+                )
+            file = workflow_dir / file
+        return load_template_file(file, name)
+    return find_template(name, workflow_dir)  # a name rendered at run time
 
 
-def build_messages(params: LiteLLMParams) -> list[dict[str, Any]]:
+def build_messages(params: LiteLLMParams, workflow_dir: Path | None = None) -> list[dict[str, Any]]:
     """The chat messages of the call: the system prompt, then the prompt, template or list."""
     if params.messages is not None:
         messages = [dict(m) for m in params.messages]
     else:
         if params.prompt_template is not None:
             try:
-                text = _template(params).render(params.template_variables)
+                text = _template(params, workflow_dir).render(params.template_variables)
             except PromptTemplateError as exc:
                 raise StepError(str(exc)) from exc
         else:
@@ -228,7 +239,7 @@ def estimate_generate_cost(params: LiteLLMParams, ctx: StepContext) -> float:
     """An upper bound (USD): prompt tokens at the dearest candidate's input price, plus
     `max_tokens` (or the model's output limit) at its output price. A cached answer is free."""
     client = _client(ctx)
-    messages = build_messages(params)
+    messages = build_messages(params, ctx.workflow_dir)
     if params.cache and _cached(client, params, messages) is not None:
         return 0.0
     candidates = [params.model, *client.fallbacks_of(params.model, params.fallbacks)]
@@ -340,7 +351,7 @@ def _parse_json(text: str, response_format: dict[str, Any] | None) -> Any:
 def run_generate(params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
     client = _client(ctx)
     litellm = client.litellm
-    messages = build_messages(params)
+    messages = build_messages(params, ctx.workflow_dir)
     started = time.perf_counter()
     if params.cache:
         hit = _cached(client, params, messages)
@@ -409,6 +420,11 @@ def run_generate(params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
     return output
 
 
+def models_for_generate(params: LiteLLMParams, ctx: StepContext) -> list[str]:
+    """The step's model and fallbacks, plus where the Router may fall back to from them."""
+    return _client(ctx).reachable_models(params.model, params.fallbacks)
+
+
 LITELLM_GENERATE = Plugin(
     name="litellm.generate",
     aliases=("litellm", "llm.generate"),
@@ -418,4 +434,5 @@ LITELLM_GENERATE = Plugin(
     resource_keys=frozenset({RESOURCE_KEY}),
     prepare=prepare_generate,
     estimate_cost=estimate_generate_cost,
+    models_for=models_for_generate,
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,6 +195,7 @@ def check_step(
     estimated_cost_usd: float,
     run_spend_usd: float,
     run_budget_usd: float | None,
+    reachable_models: Sequence[str] = (),
 ) -> tuple[Decision, str]:
     """Ask `maestro.step` and record the answer; raises PolicyDeniedError when it denies.
 
@@ -220,6 +221,7 @@ def check_step(
         run_spend_usd=run_spend_usd,
         run_budget_usd=run_budget_usd,
         tenant_spend_usd=spend,
+        reachable_models=reachable_models,
     )
     engine = default_engine()
     decision = engine.decide("step", payload)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -77,7 +78,12 @@ def step_input(
     run_spend_usd: float,
     run_budget_usd: float | None,
     tenant_spend_usd: float,
+    reachable_models: Iterable[str] = (),
 ) -> dict[str, Any]:
+    """`reachable_models`: models the plugin may fall back to beyond its params (a Router's
+    fallbacks); they join `step.models`, so each meets the tenant's allowed models."""
+    models = models_in(params)
+    models += [m for m in dict.fromkeys(reachable_models) if m not in models]
     return {
         "tenant": tenant,
         "run_tenant": run_tenant,
@@ -87,7 +93,7 @@ def step_input(
         "step": {
             "id": step_id,
             "plugin": plugin,
-            "models": models_in(params),
+            "models": models,
             "hosts": hosts_in(params),
             "secrets": sorted(set(secrets)),
             "estimated_cost_usd": estimated_cost_usd,
@@ -107,6 +113,7 @@ def workflow_summary(plan: Any, registry: Any = None) -> dict[str, Any]:
 
     registry = registry or default_registry()
     spec = plan.spec
+    workflow_dir = Path(plan.source_file).resolve().parent  # as the compiler's `prepare` saw it
     plugins: list[str] = []
     models: list[str] = []
     secrets: set[str] = set(spec.secrets)
@@ -125,6 +132,7 @@ def workflow_summary(plan: Any, registry: Any = None) -> dict[str, Any]:
                 step_id=step.id,
                 run=RunInfo("", spec.name, spec.tenant, spec.environment, ""),
                 log=_NullLog(),
+                workflow_dir=workflow_dir,
             )
             estimate += float(plugin.estimate_cost(params, ctx))
         except Exception:
