@@ -6,32 +6,14 @@ import textwrap
 
 import dagster as dg
 
-from resources.plugins import BUILTIN_PLUGINS, Plugin, PluginParams, PluginRegistry, StepContext
+from resources.plugins import BUILTIN_PLUGINS, PluginRegistry
 from tests.conftest import step_outcomes
+from tests.support.paid_plugin import paid_plugin
 from yaml_compiler import compile_text
 
 
-class PaidParams(PluginParams):
-    price: float
-
-
-def _paid_plugin(calls: list[str]) -> Plugin:
-    def run(params: PaidParams, ctx: StepContext) -> dict[str, float]:
-        calls.append(ctx.step_id)
-        ctx.add_cost(params.price)
-        return {"price": params.price}
-
-    return Plugin(
-        name="paid",
-        params_model=PaidParams,
-        run=run,
-        description="Spends its price.",
-        estimate_cost=lambda params, ctx: params.price,
-    )
-
-
 def _run(text: str, instance: dg.DagsterInstance, calls: list[str]) -> dg.ExecuteInProcessResult:
-    registry = PluginRegistry([*BUILTIN_PLUGINS, _paid_plugin(calls)])
+    registry = PluginRegistry([*BUILTIN_PLUGINS, paid_plugin(calls)])
     job = compile_text(textwrap.dedent(text), registry=registry).job
     return job.execute_in_process(instance=instance, raise_on_error=False)
 

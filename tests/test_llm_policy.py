@@ -6,8 +6,6 @@ these tests run them together through the real litellm client and a loopback Ope
 
 from __future__ import annotations
 
-import json
-import shutil
 import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,9 +16,9 @@ import dagster as dg
 import pytest
 
 from resources.litellm_resource import LiteLLMResource
-from resources.policy.engine import PolicySet
 from resources.policy.store import store_for
 from tests.llm_servers import OpenAIServer, server_error
+from tests.support.policy_data import use_policies_with_tenant
 from tests.test_litellm_plugin import failure, priced
 from yaml_compiler import compile_text
 
@@ -39,13 +37,7 @@ LLM_TENANT = {
 
 @pytest.fixture
 def llm_tenant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = tmp_path / "policies"
-    shutil.copytree(PolicySet.load().directory, folder)
-    tenants_file = folder / "data" / "tenants.json"
-    data = json.loads(tenants_file.read_text())
-    data["tenants"]["llm"] = LLM_TENANT
-    tenants_file.write_text(json.dumps(data))
-    monkeypatch.setenv("MAESTRO_POLICY_DIR", str(folder))
+    use_policies_with_tenant(tmp_path, monkeypatch, "llm", LLM_TENANT)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import shutil
 import socket
 import textwrap
 from collections.abc import Iterator
@@ -16,10 +15,12 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from resources.plugins import BUILTIN_PLUGINS, Plugin, PluginParams, PluginRegistry, StepContext
+from resources.plugins import BUILTIN_PLUGINS, PluginRegistry
 from resources.policy.engine import PolicySet
 from resources.policy.store import storage_url, store_for
 from tests.conftest import serve_http, step_outcomes
+from tests.support.paid_plugin import paid_plugin
+from tests.support.policy_data import use_policies_with_tenant
 from yaml_compiler import compile_text
 
 METERED = {
@@ -38,37 +39,11 @@ METERED = {
 @pytest.fixture
 def metered_policies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The shipped policies plus a `metered` tenant, as MAESTRO_POLICY_DIR."""
-    folder = tmp_path / "policies"
-    shutil.copytree(PolicySet.load().directory, folder)
-    tenants_file = folder / "data" / "tenants.json"
-    data = json.loads(tenants_file.read_text())
-    data["tenants"]["metered"] = METERED
-    tenants_file.write_text(json.dumps(data))
-    monkeypatch.setenv("MAESTRO_POLICY_DIR", str(folder))
-    return folder
-
-
-class PaidParams(PluginParams):
-    price: float
-
-
-def _paid_plugin(calls: list[str]) -> Plugin:
-    def run(params: PaidParams, ctx: StepContext) -> dict[str, float]:
-        calls.append(ctx.step_id)
-        ctx.add_cost(params.price)
-        return {"price": params.price}
-
-    return Plugin(
-        name="paid",
-        params_model=PaidParams,
-        run=run,
-        description="Spends its price.",
-        estimate_cost=lambda params, ctx: params.price,
-    )
+    return use_policies_with_tenant(tmp_path, monkeypatch, "metered", METERED)
 
 
 def _job(text: str, calls: list[str] | None = None) -> dg.JobDefinition:
-    registry = PluginRegistry([*BUILTIN_PLUGINS, _paid_plugin(calls if calls is not None else [])])
+    registry = PluginRegistry([*BUILTIN_PLUGINS, paid_plugin(calls if calls is not None else [])])
     return compile_text(textwrap.dedent(text), registry=registry).job
 
 
