@@ -66,6 +66,8 @@ def test_steps_within_budget_run_and_no_budget_means_no_limit(
         calls,
     )
     assert result.success and calls == ["first", "second"]
+    run = instance.get_run_by_id(result.run_id)
+    assert run is not None and float(run.tags["maestro/cost_usd"]) == 1.0  # the UI's run total
     calls.clear()
     result = _run(
         "name: free\nsteps:\n  - {id: big, run: paid, with: {price: 1000}}\n", instance, calls

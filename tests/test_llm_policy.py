@@ -79,6 +79,8 @@ def test_llm_spend_counts_against_the_tenant_budget_and_an_over_budget_call_is_n
     assert spent > 0
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     assert store_for(instance).tenant_spend("llm", midnight) == pytest.approx(spent)
+    run = instance.get_run_by_id(first.run_id)
+    assert run is not None and float(run.tags["maestro/cost_usd"]) == pytest.approx(spent)
 
     requests_before = len(server.requests)
     # 1,000 output tokens at $0.002 may cost $2: more than what is left of the $1 day.

@@ -30,6 +30,7 @@ REQUEST_TAG = "maestro/request_id"
 DECISION_TAG = "maestro/decision_id"
 POLICY_VERSION_TAG = "maestro/policy_version"
 REQUESTER_TAG = "maestro/requester"
+COST_TAG = "maestro/cost_usd"
 
 
 @dataclass(frozen=True)
@@ -244,11 +245,18 @@ def check_step(
 
 
 def record_cost(context: dg.OpExecutionContext, spec: Any, step_id: str, cost_usd: float) -> None:
-    """Add a step's spend to the tenant's ledger (what period budgets are checked against)."""
-    store_for(context.instance).record_cost(
+    """Add a step's spend to the tenant's ledger (what period budgets are checked against), and
+    show the run's total so far as the run tag `maestro/cost_usd` in the UI."""
+    store = store_for(context.instance)
+    store.record_cost(
         run_id=context.run_id,
         tenant=spec.tenant,
         workflow=spec.name,
         step_id=step_id,
         cost_usd=cost_usd,
     )
+    total = store.run_spend(context.run_id)
+    run = context.instance.get_run_by_id(context.run_id)
+    shown = float(run.tags.get(COST_TAG, 0.0)) if run is not None else 0.0
+    if total > shown:  # totals only grow: a step finishing late never lowers the tag
+        context.instance.add_run_tags(context.run_id, {COST_TAG: f"{total:.6f}"})

@@ -79,6 +79,7 @@ cost_ledger = sa.Table(
     sa.Column("step_id", sa.String(255), nullable=False),
     sa.Column("cost_usd", sa.Float, nullable=False),
     sa.Index("ix_maestro_cost_ledger_tenant_time", "tenant", "recorded_at"),
+    sa.Index("ix_maestro_cost_ledger_run", "run_id"),
 )
 
 PENDING, ADMITTED, REFUSED, LAUNCHED = "pending", "admitted", "refused", "launched"
@@ -251,6 +252,13 @@ class PolicyStore:
                     cost_usd=cost_usd,
                 )
             )
+
+    def run_spend(self, run_id: str) -> float:
+        query = sa.select(sa.func.coalesce(sa.func.sum(cost_ledger.c.cost_usd), 0.0)).where(
+            cost_ledger.c.run_id == run_id
+        )
+        with self.engine.connect() as conn:
+            return float(conn.execute(query).scalar_one())
 
     def tenant_spend(self, tenant: str, since: datetime) -> float:
         query = sa.select(sa.func.coalesce(sa.func.sum(cost_ledger.c.cost_usd), 0.0)).where(
