@@ -14,6 +14,7 @@ import gc
 import statistics
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import fmt_row, verdict
 
 from resources.policy.engine import (
+    Decision,
     EmbeddedPolicyEngine,
     OpaServerPolicyEngine,
     PolicyEngine,
@@ -64,6 +66,30 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def time_interleaved(
+    engines: Mapping[str, PolicyEngine], inputs: Sequence[Mapping[str, Any]]
+) -> tuple[dict[str, list[float]], dict[str, list[Decision]]]:
+    """Each engine's `maestro.step` latencies (ms) and decisions, in blocks of BLOCK inputs taken
+    in turn, after WARMUP decisions each; the garbage collector is off while timing."""
+    for engine in engines.values():
+        for item in inputs[:WARMUP]:
+            engine.decide("step", item)
+    samples: dict[str, list[float]] = {name: [] for name in engines}
+    decisions: dict[str, list[Decision]] = {name: [] for name in engines}
+    gc.disable()
+    try:
+        for start in range(0, len(inputs), BLOCK):
+            for name, engine in engines.items():
+                for item in inputs[start : start + BLOCK]:
+                    began = time.perf_counter()
+                    decision = engine.decide("step", item)
+                    samples[name].append((time.perf_counter() - began) * 1000)
+                    decisions[name].append(decision)
+    finally:
+        gc.enable()
+    return samples, decisions
+
+
 def main() -> None:
     policies = PolicySet.load()
     inputs = [payload(i) for i in range(DECISIONS)]
@@ -75,22 +101,8 @@ def main() -> None:
             "embedded": EmbeddedPolicyEngine(policies),
             "rest": rest,
         }
-        for engine in engines.values():
-            for i in range(WARMUP):
-                engine.decide("step", inputs[i])
-        samples: dict[str, list[float]] = {name: [] for name in engines}
-        denials = dict.fromkeys(engines, 0)
-        gc.disable()
-        try:
-            for start in range(0, DECISIONS, BLOCK):
-                for name, engine in engines.items():
-                    for item in inputs[start : start + BLOCK]:
-                        began = time.perf_counter()
-                        decision = engine.decide("step", item)
-                        samples[name].append((time.perf_counter() - began) * 1000)
-                        denials[name] += not decision.allow
-        finally:
-            gc.enable()
+        samples, decisions = time_interleaved(engines, inputs)
+    denials = {name: sum(not d.allow for d in answers) for name, answers in decisions.items()}
     print(f"{DECISIONS:,} maestro.step decisions per engine ({expected_denials:,} denials)\n")
     print(fmt_row("engine", "p50 ms", "p99 ms", "mean ms", "max ms", "denials"))
     for name, values in samples.items():

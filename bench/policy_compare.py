@@ -9,18 +9,16 @@ bench/policy.py, interleaved in blocks of 500 after a warm-up; every decision mu
 
 from __future__ import annotations
 
-import gc
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import fmt_row
-from policy import BLOCK, DECISIONS, WARMUP, payload, percentile
+from policy import DECISIONS, payload, percentile, time_interleaved
 
 from resources.policy.engine import (
     Decision,
@@ -71,22 +69,8 @@ def main() -> None:
             f"before ({rev})": StockRegopyEngine(PolicySet.load(policies_at(rev, Path(tmp)))),
             "after (this tree)": EmbeddedPolicyEngine(PolicySet.load()),
         }
-    for engine in engines.values():
-        for item in inputs[:WARMUP]:
-            engine.decide("step", item)
-    samples: dict[str, list[float]] = {name: [] for name in engines}
-    answers: dict[str, list[tuple[bool, tuple[str, ...]]]] = {name: [] for name in engines}
-    gc.disable()
-    try:
-        for start in range(0, DECISIONS, BLOCK):
-            for name, engine in engines.items():
-                for item in inputs[start : start + BLOCK]:
-                    began = time.perf_counter()
-                    decision = engine.decide("step", item)
-                    samples[name].append((time.perf_counter() - began) * 1000)
-                    answers[name].append((decision.allow, decision.reasons))
-    finally:
-        gc.enable()
+    samples, decisions = time_interleaved(engines, inputs)
+    answers = {name: [(d.allow, d.reasons) for d in ds] for name, ds in decisions.items()}
     print(f"{DECISIONS:,} embedded maestro.step decisions per variant, interleaved\n")
     print(fmt_row("variant", "p50 ms", "p99 ms", "best ms"))
     for name, values in samples.items():

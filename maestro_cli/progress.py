@@ -70,11 +70,6 @@ def failure_message(event: dg.DagsterEvent) -> str:
     return error_text(getattr(data, "error", None))
 
 
-def _cost(metadata: Mapping[str, Any]) -> float:
-    value = metadata.get("cost_usd")
-    return float(getattr(value, "value", value) or 0.0)
-
-
 @dataclass
 class RunProgress:
     """Per-step outcomes of one run, updated from its events; prints a line per change."""
@@ -84,8 +79,6 @@ class RunProgress:
     started: float = field(default_factory=time.time)
     outcomes: dict[str, str] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
-    cost_usd: float = 0.0
-    """What the run's steps spent: the sum of their `cost_usd` output and failure metadata."""
     _produced: set[str] = field(default_factory=set)
     _skip_reasons: dict[str, str] = field(default_factory=dict)
 
@@ -121,7 +114,6 @@ class RunProgress:
 
     def _on_output(self, part: StepPart, event: dg.DagsterEvent) -> None:
         output = event.step_output_data
-        self.cost_usd += _cost(output.metadata)
         if output.output_name == "result":
             self._produced.add(event.step_key or "")
             reason = output.metadata.get("skipped")
@@ -146,9 +138,6 @@ class RunProgress:
         return self._line("succeeded", part.label, self._duration(event))
 
     def _on_failure(self, part: StepPart, event: dg.DagsterEvent) -> str:
-        user = getattr(event.event_specific_data, "user_failure_data", None)
-        if user is not None:
-            self.cost_usd += _cost(user.metadata)  # spent before failing
         message = failure_message(event)
         self.outcomes[part.step_id] = "failed"
         self.failures.setdefault(part.step_id, message)

@@ -18,6 +18,7 @@ import dagster as dg
 
 from maestro_cli.progress import RunProgress
 from resources.defaults import step_resources
+from resources.policy.enforce import COST_TAG
 from yaml_compiler.plan import WorkflowPlan
 
 DEFAULT_HOME = ".dagster_home"
@@ -54,6 +55,8 @@ class RunOutcome:
     success: bool
     duration: float
     progress: RunProgress
+    cost_usd: float = 0.0
+    """What the run's steps spent (the cost ledger's total, the run tag `maestro/cost_usd`)."""
 
 
 def execute(
@@ -88,18 +91,15 @@ def execute(
     )
     if errors:
         raise errors[0]
+    run = instance.get_run_by_id(run_id)
     return RunOutcome(
         run_id=run_id,
-        status=_status(instance, run_id),
+        status=run.status.value if run is not None else "UNKNOWN",
         success=result.success,
         duration=_duration(instance, run_id, time.monotonic() - started),
         progress=progress,
+        cost_usd=float(run.tags.get(COST_TAG, 0.0)) if run is not None else 0.0,
     )
-
-
-def _status(instance: dg.DagsterInstance, run_id: str) -> str:
-    run = instance.get_run_by_id(run_id)
-    return run.status.value if run is not None else "UNKNOWN"
 
 
 def _duration(instance: dg.DagsterInstance, run_id: str, fallback: float) -> float:
@@ -120,8 +120,8 @@ def summary_lines(outcome: RunOutcome, home: Path, workflow_file: Path) -> list[
         f"run {outcome.run_id}: {outcome.status} in {outcome.duration:.2f}s",
         f"steps: {counted}",
     ]
-    if outcome.progress.cost_usd:
-        lines.append(f"cost: ${outcome.progress.cost_usd:.6f} (sum of the steps' cost_usd)")
+    if outcome.cost_usd:
+        lines.append(f"cost: ${outcome.cost_usd:.6f} (sum of the steps' cost_usd)")
     if outcome.progress.failures:
         lines.append("failed steps:")
         lines += [f"  {step}: {message}" for step, message in outcome.progress.failures.items()]

@@ -11,6 +11,8 @@ it costs seconds and ~200 MB, which the code location must not pay.
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import os
@@ -65,12 +67,24 @@ def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
 
 
 def load_model_list(path: str | Path) -> list[dict[str, Any]]:
-    """Deployments from a YAML/JSON file: a list, or a mapping with `model_list`."""
+    """Deployments from a YAML/JSON file: a list, or a mapping with `model_list`.
+
+    Every LLM step asks for the client up to three times (cost estimate, model check, call):
+    the parsed file is kept while it is unchanged, and handed out as a copy."""
     file = Path(path).expanduser()
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        stat = file.stat()
+        parsed = _parsed_model_list(file, stat.st_mtime_ns, stat.st_size, stat.st_ino)
     except OSError as exc:
         raise LiteLLMConfigError(f"{file}: cannot read the LiteLLM model list: {exc}") from exc
+    return copy.deepcopy(parsed)
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_model_list(file: Path, *version: int) -> list[dict[str, Any]]:
+    """`version`: (mtime, size, inode), so an edited or replaced file is read again."""
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise LiteLLMConfigError(f"{file}: invalid YAML/JSON: {exc}") from exc
     if isinstance(data, dict):

@@ -5,6 +5,7 @@ told to fail: 429 with Retry-After, 500, a slow answer (client timeout), a conte
 `OllamaServer` answers `/api/chat` and `/api/generate` (NDJSON streaming), `/api/tags`,
 `/api/ps` (with configurable `size` / `size_vram`), `/api/show`, and 404 for missing models.
 Both count requests and record their bodies, so tests can prove a call was (not) made.
+`RecordingLog` is the step log the plugin tests read back.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> tuple[Any, thre
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     return server, thread
+
+
+class RecordingLog:
+    """A StepLogger that keeps every line, at every level."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, msg: str) -> None:
+        self.lines.append(msg)
+
+    warning = error = debug = info
 
 
 def _words(text: str) -> int:

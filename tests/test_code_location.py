@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ import yaml
 
 from maestro_defs.workflows import build_definitions, compile_workflows, workflow_files
 from tests.conftest import PROJECT_ROOT
+from tests.support.ports import free_port
 from yaml_compiler import WorkflowCompileError
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -252,15 +252,9 @@ def test_a_launched_run_is_queued_then_run_by_the_daemon(tmp_path: Path) -> None
         daemon.wait(timeout=30)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_the_web_ui_serves_the_job_and_its_launchpad_params(tmp_path: Path) -> None:
     """Ask the real webserver's GraphQL API what the UI shows: the job, its ops, its params."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("dagster-webserver")),

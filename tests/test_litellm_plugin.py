@@ -23,6 +23,7 @@ from resources.response_cache import REDIS_PREFIX
 from tests.llm_servers import (
     Failure,
     OpenAIServer,
+    RecordingLog,
     context_too_long,
     rate_limited,
     server_error,
@@ -68,16 +69,6 @@ def priced(name: str, server: OpenAIServer, model: str | None = None) -> dict[st
 def resource(tmp_path: Path, *deployments: dict[str, Any], **settings: Any) -> LiteLLMResource:
     settings = {"num_retries": 0, "cache_dir": str(tmp_path / "llm-cache"), **settings}
     return LiteLLMResource(model_list=list(deployments), **settings)
-
-
-class RecordingLog:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, msg: str) -> None:
-        self.lines.append(msg)
-
-    warning = error = debug = info
 
 
 def step_context(res: LiteLLMResource, budget: float | None = None) -> StepContext:

@@ -21,20 +21,10 @@ from resources.plugins.ollama import (
     OllamaParams,
     choose_models,
 )
-from tests.llm_servers import MIB, OllamaModel, OllamaServer, server_error
+from tests.llm_servers import MIB, OllamaModel, OllamaServer, RecordingLog, server_error
 from yaml_compiler import WorkflowCompileError, compile_file, compile_text
 
 GIB = 1024 * MIB
-
-
-class RecordingLog:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, msg: str) -> None:
-        self.lines.append(msg)
-
-    warning = error = debug = info
 
 
 @pytest.fixture

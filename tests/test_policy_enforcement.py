@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from resources.policy.store import storage_url, store_for
 from tests.conftest import serve_http, step_outcomes
 from tests.support.paid_plugin import paid_plugin
 from tests.support.policy_data import use_policies_with_tenant
+from tests.support.ports import free_port
 from yaml_compiler import compile_text
 
 METERED = {
@@ -228,16 +228,10 @@ def test_the_tenants_concurrency_limit_holds_a_run_started_outside_the_gate(
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_runs_fail_closed_when_the_policy_engine_is_down(
     instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MAESTRO_OPA_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("MAESTRO_OPA_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("MAESTRO_OPA_TIMEOUT_S", "0.5")
     job = _job("name: closed\nsteps:\n  - {id: a, run: echo, retry: {max_attempts: 3}}\n")
     result = job.execute_in_process(instance=instance, raise_on_error=False)

@@ -4,7 +4,6 @@ server (the loopback stand-in in tests/opa_standin.py, loaded with `push`)."""
 from __future__ import annotations
 
 import http.server
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from resources.policy.engine import (
 from resources.policy.inputs import address_class, hosts_in, models_in
 from tests.conftest import serve_http
 from tests.opa_standin import OpaStandIn, handler_for
+from tests.support.ports import free_port
 
 POLICIES = PolicySet.load()
 
@@ -35,6 +35,17 @@ def engine(request: pytest.FixtureRequest) -> PolicyEngine:
     if request.param == "embedded":
         return EmbeddedPolicyEngine(POLICIES)
     return OpaServerPolicyEngine(request.getfixturevalue("opa_url"))
+
+
+def _changed(payload: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`payload` with each change applied; `a__b` names the key `b` inside `a`."""
+    for path, value in changes.items():
+        node = payload
+        *parents, leaf = path.split("__")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return payload
 
 
 def _step(**changes: Any) -> dict[str, Any]:
@@ -55,13 +66,7 @@ def _step(**changes: Any) -> dict[str, Any]:
         "run": {"spend_usd": 0.5, "budget_usd": 2.0},
         "tenant_spend_usd": 10.0,
     }
-    for path, value in changes.items():
-        node = payload
-        *parents, leaf = path.split("__")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return payload
+    return _changed(payload, changes)
 
 
 def _workflow(**changes: Any) -> dict[str, Any]:
@@ -83,13 +88,7 @@ def _workflow(**changes: Any) -> dict[str, Any]:
         "tenant_spend_usd": 10.0,
         "active_runs": 0,
     }
-    for path, value in changes.items():
-        node = payload
-        *parents, leaf = path.split("__")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return payload
+    return _changed(payload, changes)
 
 
 STEP_DENIALS = [
@@ -248,14 +247,8 @@ def test_both_engines_give_identical_decisions(opa_url: str) -> None:
         assert b.policy_version == POLICIES.version  # the pushed data carries the version
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_fail_closed_when_the_server_is_down_slow_or_empty() -> None:
-    down = OpaServerPolicyEngine(f"http://127.0.0.1:{_free_port()}", timeout_s=0.5)
+    down = OpaServerPolicyEngine(f"http://127.0.0.1:{free_port()}", timeout_s=0.5)
     decision = down.decide("step", _step())
     assert not decision.allow
     assert decision.reasons[0].startswith("policy engine unavailable: http://127.0.0.1:")

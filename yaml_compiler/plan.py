@@ -13,7 +13,6 @@ import re
 import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from dagster._core.definitions.utils import is_valid_name  # pinned with dagster
@@ -403,7 +402,7 @@ def _validated_params(
     """Check `with` against the plugin's model; fields holding templates are checked at run time."""
     if plugin.prepare is not None:
         try:
-            raw = plugin.prepare(raw, Path(doc.filename).resolve().parent)
+            raw = plugin.prepare(raw, doc.folder)
         except PrepareError as exc:
             problems.append(doc.diagnostic((*path, exc.field), str(exc)))
             return raw

@@ -6,7 +6,9 @@ the line/column of every field path, so later stages can report `file:line:col`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -28,6 +30,11 @@ class SourceDocument:
     filename: str
     value: Any
     positions: dict[FieldPath, tuple[int, int]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def folder(self) -> Path:
+        """The workflow file's folder (plugins find files beside it, e.g. prompt templates)."""
+        return Path(self.filename).resolve().parent
 
     def position(self, path: FieldPath) -> tuple[int, int]:
         """The position of `path`, or of its closest ancestor present in the file."""

@@ -9,7 +9,7 @@ import os
 import shlex
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from resources.plugins import (
     StepTimeoutError,
 )
 from resources.policy import enforce
+from resources.policy.store import store_for
 from yaml_compiler.plan import PlannedStep
 from yaml_compiler.spec import WorkflowSpec
 from yaml_compiler.templating import evaluate, render_string, render_value
@@ -132,35 +133,15 @@ def _stopped(
     return False
 
 
-def _cost_in(metadata: Mapping[str, Any]) -> float:
-    value = metadata.get("cost_usd")
-    return float(getattr(value, "value", value) or 0.0)
-
-
-def run_spend_usd(context: dg.OpExecutionContext) -> float:
-    """What this run's steps have spent so far: the `cost_usd` of their outputs and failures."""
-    spent = 0.0
-    for event_type in (DagsterEventType.STEP_OUTPUT, DagsterEventType.STEP_FAILURE):
-        records = context.instance.get_records_for_run(
-            run_id=context.run_id, of_type=event_type
-        ).records
-        for record in records:
-            event = record.event_log_entry.dagster_event
-            if event is None:
-                continue
-            if event_type == DagsterEventType.STEP_OUTPUT:
-                spent += _cost_in(event.step_output_data.metadata)
-            elif event.step_failure_data.user_failure_data is not None:
-                spent += _cost_in(event.step_failure_data.user_failure_data.metadata)
-    return spent
-
-
-def _budget_remaining(context: dg.OpExecutionContext, runtime: StepRuntime) -> float | None:
-    """What the run may still spend, or None when it has no `budget.max_cost_usd`."""
+def _run_budget(runtime: StepRuntime) -> float | None:
     budget = runtime.workflow.budget
-    if budget is None or budget.max_cost_usd is None:
-        return None
-    return budget.max_cost_usd - run_spend_usd(context)
+    return None if budget is None else budget.max_cost_usd
+
+
+def _run_spend(context: dg.OpExecutionContext, run_budget: float | None) -> float:
+    """What this run has spent so far (the cost ledger's sum for the run, failed steps and
+    retried attempts included); only read when the run has a budget to check it against."""
+    return 0.0 if run_budget is None else store_for(context.instance).run_spend(context.run_id)
 
 
 def estimated_cost(runtime: StepRuntime, params: Any, ctx: StepContext) -> float:
@@ -169,23 +150,18 @@ def estimated_cost(runtime: StepRuntime, params: Any, ctx: StepContext) -> float
     return 0.0 if estimate_cost is None else float(estimate_cost(params, ctx))
 
 
-def check_budget(
-    runtime: StepRuntime, params: Any, ctx: StepContext, estimate: float | None = None
-) -> None:
+def check_budget(runtime: StepRuntime, ctx: StepContext, estimate: float) -> None:
     """Refuse, before any call, a step whose estimated cost exceeds what the run has left."""
-    if runtime.plugin.estimate_cost is None or ctx.budget_remaining_usd is None:
+    remaining = ctx.budget_remaining_usd
+    if runtime.plugin.estimate_cost is None or remaining is None or estimate <= remaining:
         return
-    if estimate is None:
-        estimate = estimated_cost(runtime, params, ctx)
-    if estimate > ctx.budget_remaining_usd:
-        limit = runtime.workflow.budget.max_cost_usd  # type: ignore[union-attr]
-        raise BudgetExceededError(
-            f"over budget: step {runtime.step.id!r} may cost ${estimate:.6f}, the run has "
-            f"${max(ctx.budget_remaining_usd, 0.0):.6f} left of its ${limit:g} budget "
-            "(budget.max_cost_usd); no call was made",
-            estimated_cost_usd=estimate,
-            budget_remaining_usd=ctx.budget_remaining_usd,
-        )
+    raise BudgetExceededError(
+        f"over budget: step {runtime.step.id!r} may cost ${estimate:.6f}, the run has "
+        f"${max(remaining, 0.0):.6f} left of its ${_run_budget(runtime):g} budget "
+        "(budget.max_cost_usd); no call was made",
+        estimated_cost_usd=estimate,
+        budget_remaining_usd=remaining,
+    )
 
 
 def _run_started_at(context: dg.OpExecutionContext) -> datetime:
@@ -469,6 +445,8 @@ def execute_step(
             context.log.info(f"skipping step {runtime.step.id!r}: when is false")
             return StepResult(ran=False)
         params = _render_params(runtime, scope)
+        run_budget = _run_budget(runtime)
+        run_spend = _run_spend(context, run_budget)
         step_context = StepContext(
             step_id=runtime.step.id,
             run=scope["run"],
@@ -479,12 +457,23 @@ def execute_step(
             },
             deadline=_deadline(context, runtime),
             redact=redact,
-            budget_remaining_usd=_budget_remaining(context, runtime),
+            budget_remaining_usd=None if run_budget is None else run_budget - run_spend,
             workflow_dir=workflow_dir_of(context),
         )
         estimate = estimated_cost(runtime, params, step_context)
-        check_budget(runtime, params, step_context, estimate)
-        decision, decision_id = _check_policy(context, runtime, params, step_context, estimate)
+        check_budget(runtime, step_context, estimate)
+        decision, decision_id = enforce.check_step(
+            context,
+            spec=runtime.workflow,
+            step_id=runtime.step.id,
+            plugin=runtime.plugin.name,
+            params=params,
+            secrets=runtime.step.secrets,
+            estimated_cost_usd=estimate,
+            run_spend_usd=run_spend,
+            run_budget_usd=run_budget,
+            reachable_models=_reachable_models(runtime, params, step_context),
+        )
         try:
             output = call_plugin(runtime.plugin, params, step_context)
         finally:
@@ -505,32 +494,10 @@ def execute_step(
         raise _failure(runtime, exc, redact, cost_usd=spent) from None
 
 
-def _check_policy(
-    context: dg.OpExecutionContext,
-    runtime: StepRuntime,
-    params: Any,
-    ctx: StepContext,
-    estimate: float,
-) -> tuple[Any, str]:
-    """`maestro.step` for this call: raises PolicyDeniedError (permanent) when it denies."""
-    budget = runtime.workflow.budget
-    run_budget = budget.max_cost_usd if budget is not None else None
-    remaining = ctx.budget_remaining_usd
+def _reachable_models(runtime: StepRuntime, params: Any, ctx: StepContext) -> Sequence[str]:
+    """Models the plugin may fall back to beyond its params (LiteLLM Router fallbacks)."""
     models_for = runtime.plugin.models_for
-    return enforce.check_step(
-        context,
-        spec=runtime.workflow,
-        step_id=runtime.step.id,
-        plugin=runtime.plugin.name,
-        params=params,
-        secrets=runtime.step.secrets,
-        estimated_cost_usd=estimate,
-        run_spend_usd=run_budget - remaining
-        if run_budget is not None and remaining is not None
-        else 0.0,
-        run_budget_usd=run_budget,
-        reachable_models=models_for(params, ctx) if models_for is not None else (),
-    )
+    return models_for(params, ctx) if models_for is not None else ()
 
 
 def _record_cost(context: dg.OpExecutionContext, runtime: StepRuntime, cost_usd: float) -> None:

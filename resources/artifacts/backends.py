@@ -394,30 +394,28 @@ class S3Backend:
 
         return self._multipart(key, parts(), check)
 
-    def read_chunks(self, key: str) -> Iterator[bytes]:
+    def _body(self, key: str) -> Any:
+        """The object's streaming body (one GET); ArtifactMissingError when there is none."""
         try:
             reply = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:
             if _is_status(exc, "404", "NoSuchKey", "NotFound"):
                 raise ArtifactMissingError(f"no object {self.uri(key)}") from None
             raise
-        return reply["Body"].iter_chunks(CHUNK)
+        return reply["Body"]
+
+    def read_chunks(self, key: str) -> Iterator[bytes]:
+        return self._body(key).iter_chunks(CHUNK)
 
     def read_all(self, key: str) -> bytes:
-        try:
-            reply = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except Exception as exc:
-            if _is_status(exc, "404", "NoSuchKey", "NotFound"):
-                raise ArtifactMissingError(f"no object {self.uri(key)}") from None
-            raise
-        return reply["Body"].read()
+        return self._body(key).read()
 
     def replace(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def read_small(self, key: str) -> bytes | None:
         try:
-            return b"".join(self.read_chunks(key))
+            return self.read_all(key)
         except ArtifactMissingError:
             return None
 

@@ -98,6 +98,10 @@ def _run_tags(context: dg.InputContext | dg.OutputContext) -> Mapping[str, str]:
         return {}
 
 
+def _tenant(run_tags: Mapping[str, str]) -> str:
+    return run_tags.get("maestro/tenant", DEFAULT_TENANT)
+
+
 def _op_tags(context: dg.OutputContext) -> Mapping[str, str]:
     try:
         return context.op_def.tags
@@ -128,7 +132,7 @@ def _tenant_of_run(context: dg.InputContext, upstream: dg.OutputContext) -> str:
             f"input {context.name!r} comes from run {upstream.run_id}, which the Dagster "
             "instance no longer has: its owner (tenant) cannot be checked"
         )
-    return run.tags.get("maestro/tenant", DEFAULT_TENANT)
+    return _tenant(run.tags)
 
 
 class ContentAddressedIOManager(dg.IOManager):
@@ -137,39 +141,58 @@ class ContentAddressedIOManager(dg.IOManager):
     def __init__(self, store: ArtifactStore):
         self.store = store
         self._loaded: dict[str, dict[str, str]] = {}  # consumer step key -> {input: sha256}
+        self._owners: dict[str, str] = {}  # another run's id -> its tenant (one lookup each)
 
     # ------------------------------------------------------------ output
 
-    def _pointer(
-        self, context: dg.OutputContext, stored: StoredContent, output: str, skipped: str | None
-    ) -> Pointer:
-        run_tags, op_tags = _run_tags(context), _op_tags(context)
-        return Pointer(
+    def _write_pointer(
+        self,
+        stored: StoredContent,
+        run_tags: Mapping[str, str],
+        op_tags: Mapping[str, str],
+        job: str,
+        run_id: str,
+        step_key: str,
+        output: str,
+        mapping_key: str | None = None,
+        skipped: str | None = None,
+    ) -> None:
+        """Point `output` of this run's step at stored content, with its provenance."""
+        tenant = _tenant(run_tags)
+        pointer = Pointer(
             sha256=stored.sha256,
             size=stored.size,
             media_type=stored.media_type,
             serializer=stored.serializer,
-            tenant=run_tags.get("maestro/tenant", DEFAULT_TENANT),
+            tenant=tenant,
             workflow=run_tags.get("maestro/workflow", op_tags.get("maestro/workflow", "")),
-            job=context.job_name,
-            run_id=context.run_id,
-            step_id=op_tags.get("maestro/step_id", context.step_key),
-            step_key=context.step_key,
+            job=job,
+            run_id=run_id,
+            step_id=op_tags.get("maestro/step_id", step_key),
+            step_key=step_key,
             output=output,
-            mapping_key=context.mapping_key,
-            upstream=dict(self._loaded.get(context.step_key, {})),
+            mapping_key=mapping_key,
+            upstream=dict(self._loaded.get(step_key, {})),
             skipped=skipped,
             created_at=time.time(),
         )
+        self.store.write_pointer(pointer_key(tenant, run_id, step_key, output), pointer)
 
     def _store(
         self, context: dg.OutputContext, value: Any, output: str, skipped: str | None = None
     ) -> StoredContent:
-        tenant = _run_tags(context).get("maestro/tenant", DEFAULT_TENANT)
-        stored = self.store.store_value(tenant, value)
-        pointer = self._pointer(context, stored, output, skipped)
-        self.store.write_pointer(
-            pointer_key(tenant, context.run_id, context.step_key, output), pointer
+        run_tags = _run_tags(context)
+        stored = self.store.store_value(_tenant(run_tags), value)
+        self._write_pointer(
+            stored,
+            run_tags,
+            _op_tags(context),
+            context.job_name,
+            context.run_id,
+            context.step_key,
+            output,
+            context.mapping_key,
+            skipped,
         )
         return stored
 
@@ -207,29 +230,13 @@ class ContentAddressedIOManager(dg.IOManager):
         """Stream a file a step wrote into the store (raw bytes, never whole in memory), point
         `outputs/<name>` at it and materialise its asset; the pointer info templates see."""
         run_tags, op_tags = context.run.tags, context.op_def.tags
-        tenant = run_tags.get("maestro/tenant", DEFAULT_TENANT)
         step_key = context.get_step_execution_context().step.key
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        stored = self.store.store_file(tenant, path, media_type=media_type)
+        stored = self.store.store_file(_tenant(run_tags), path, media_type=media_type)
+        self._write_pointer(
+            stored, run_tags, op_tags, context.job_name, context.run_id, step_key, f"outputs/{name}"
+        )
         step_id = op_tags.get("maestro/step_id", step_key)
-        pointer = Pointer(
-            sha256=stored.sha256,
-            size=stored.size,
-            media_type=stored.media_type,
-            serializer=stored.serializer,
-            tenant=tenant,
-            workflow=run_tags.get("maestro/workflow", op_tags.get("maestro/workflow", "")),
-            job=context.job_name,
-            run_id=context.run_id,
-            step_id=step_id,
-            step_key=step_key,
-            output=f"outputs/{name}",
-            upstream=dict(self._loaded.get(step_key, {})),
-            created_at=time.time(),
-        )
-        self.store.write_pointer(
-            pointer_key(tenant, context.run_id, step_key, pointer.output), pointer
-        )
         metadata = {**stored.metadata(), "media_type": media_type, "path": str(path)}
         context.log_event(
             dg.AssetMaterialization(
@@ -249,16 +256,23 @@ class ContentAddressedIOManager(dg.IOManager):
 
     # ------------------------------------------------------------ input
 
+    def _owner(self, context: dg.InputContext, upstream: dg.OutputContext) -> str:
+        """The tenant of another run (a re-execution's parent), read once per run id."""
+        owner = self._owners.get(upstream.run_id)
+        if owner is None:
+            owner = self._owners[upstream.run_id] = _tenant_of_run(context, upstream)
+        return owner
+
     def load_input(self, context: dg.InputContext) -> Any:
         upstream = context.upstream_output
         if upstream is None:
             raise dg.DagsterInvariantViolationError(
                 f"input {context.name!r} has no upstream output to load"
             )
-        tenant = _run_tags(context).get("maestro/tenant", DEFAULT_TENANT)
+        tenant = _tenant(_run_tags(context))
         output = self._output_name(upstream.name, upstream.mapping_key)
         run_id = _run_id(context)
-        owner = tenant if upstream.run_id == run_id else _tenant_of_run(context, upstream)
+        owner = tenant if upstream.run_id == run_id else self._owner(context, upstream)
         key = pointer_key(owner, upstream.run_id, upstream.step_key, output)
         try:
             pointer = self.store.read_pointer(tenant, key)

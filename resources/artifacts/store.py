@@ -15,12 +15,12 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resources.artifacts.backends import Backend, LocalBackend, ObjectInfo, file_pieces
+from resources.artifacts.backends import Backend, ObjectInfo, file_pieces
 
 POINTER_VERSION = 1
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.\[\]-]+$")
@@ -166,12 +166,7 @@ class ArtifactStore:
         """Store bytes under their hash; a second store of equal bytes writes nothing."""
         sha = hashlib.sha256(data).hexdigest()
         key = content_key(tenant, sha)
-        existing = self.backend.stat(key)
-        if existing is not None:
-            self.backend.touch(key)
-            written = False
-        else:
-            written = self.backend.put_new(key, data)
+        written = self._write_once(key, lambda: self.backend.put_new(key, data))
         return StoredContent(
             sha, len(data), self.backend.uri(key), key, not written, serializer, media_type
         )
@@ -194,13 +189,16 @@ class ArtifactStore:
             size += len(piece)
         sha = digest.hexdigest()
         key = content_key(tenant, sha)
-        if self.backend.stat(key) is not None:
-            self.backend.touch(key)
-            written = False
-        else:
-            written = self.backend.put_new_file(key, path, sha)
+        written = self._write_once(key, lambda: self.backend.put_new_file(key, path, sha))
         uri = self.backend.uri(key)
         return StoredContent(sha, size, uri, key, not written, "bytes", media_type)
+
+    def _write_once(self, key: str, write: Callable[[], bool]) -> bool:
+        """True when `write` stored the object; one already there is only touched (dedup)."""
+        if self.backend.stat(key) is not None:
+            self.backend.touch(key)
+            return False
+        return write()
 
     def verified_chunks(self, tenant: str, sha256: str) -> Iterator[bytes]:
         """The object's bytes in pieces; raises ArtifactCorruptedError after the last piece
@@ -356,7 +354,3 @@ def verify_all(store: ArtifactStore, tenants: Iterable[str] | None = None) -> li
             except ArtifactError as exc:
                 problems.append(str(exc))
     return problems
-
-
-def local_store(root: str | Path) -> ArtifactStore:
-    return ArtifactStore(LocalBackend(root))

@@ -80,10 +80,6 @@ class LiteLLMParams(PluginParams):
 # ---------------------------------------------------------------- compile time
 
 
-def _is_template(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
-
-
 def prepare_generate(raw: dict[str, Any], workflow_dir: Path | None = None) -> dict[str, Any]:
     """Exactly one prompt source; a static template must exist and get its variables."""
     given = [k for k in ("prompt", "prompt_template", "messages") if raw.get(k) is not None]
@@ -91,22 +87,24 @@ def prepare_generate(raw: dict[str, Any], workflow_dir: Path | None = None) -> d
         field = given[1] if len(given) > 1 else "prompt"
         problem = "only one of" if given else "one of"
         raise PrepareError(field, f"give {problem} prompt, prompt_template or messages")
-    from yaml_compiler.durations import parse_duration  # here: yaml_compiler imports plugins
+    # here: yaml_compiler imports plugins
+    from yaml_compiler.durations import parse_duration
+    from yaml_compiler.templating import is_template
 
     timeout = raw.get("timeout")
-    if timeout is not None and not _is_template(timeout):
+    if timeout is not None and not is_template(timeout):
         try:
             parse_duration(timeout)
         except ValueError as exc:
             raise PrepareError("timeout", str(exc)) from exc
     response_format = raw.get("response_format")
-    if response_format is not None and not _is_template(response_format):
+    if response_format is not None and not is_template(response_format):
         try:
             litellm_response_format(response_format)
         except ValueError as exc:
             raise PrepareError("response_format", str(exc)) from exc
     name = raw.get("prompt_template")
-    if name is None or _is_template(name):
+    if name is None or is_template(name):
         return raw
     try:
         template = find_template(str(name), workflow_dir)
@@ -223,13 +221,13 @@ def _timeout(params: LiteLLMParams, ctx: StepContext) -> float | None:
     return min(limits) if limits else None
 
 
-def _cache_request(params: LiteLLMParams, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "model": params.model,
-        "fallbacks": params.fallbacks,
-        "messages": messages,
-        **_sampling(params),
-    }
+def _cache_key(
+    params: LiteLLMParams, messages: list[dict[str, Any]], options: dict[str, Any]
+) -> str:
+    """Everything that shapes the answer; `options` is `_sampling(params)`."""
+    return cache_key(
+        {"model": params.model, "fallbacks": params.fallbacks, "messages": messages, **options}
+    )
 
 
 # ---------------------------------------------------------------- cost
@@ -240,8 +238,10 @@ def estimate_generate_cost(params: LiteLLMParams, ctx: StepContext) -> float:
     `max_tokens` (or the model's output limit) at its output price. A cached answer is free."""
     client = _client(ctx)
     messages = build_messages(params, ctx.workflow_dir)
-    if params.cache and _cached(client, params, messages) is not None:
-        return 0.0
+    if params.cache:
+        key = _cache_key(params, messages, _sampling(params))
+        if client.response_cache().get(key) is not None:
+            return 0.0
     candidates = [params.model, *client.fallbacks_of(params.model, params.fallbacks)]
     prices = [client.price_for_model(m) for m in candidates]
     dearest = max(prices, key=lambda p: (p.input, p.output))
@@ -287,11 +287,12 @@ def _complete(
     client: LiteLLMClient,
     params: LiteLLMParams,
     messages: list[dict[str, Any]],
+    sampling: dict[str, Any],
     timeout: float | None,
 ) -> tuple[Any, str, int]:
     """(response, the model that answered, fallbacks tried). Router groups go through the
     Router (its retries, cooldowns and fallbacks); other models are called in order."""
-    options = _sampling(params)
+    options = dict(sampling)
     if timeout is not None:
         options["timeout"] = timeout
     candidates = [params.model, *params.fallbacks]
@@ -316,12 +317,6 @@ def _complete(
             last = exc
     assert last is not None
     raise last
-
-
-def _cached(
-    client: LiteLLMClient, params: LiteLLMParams, messages: list[dict[str, Any]]
-) -> dict[str, Any] | None:
-    return client.response_cache().get(cache_key(_cache_request(params, messages)))
 
 
 def _parse_json(text: str, response_format: dict[str, Any] | None) -> Any:
@@ -352,9 +347,11 @@ def run_generate(params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
     client = _client(ctx)
     litellm = client.litellm
     messages = build_messages(params, ctx.workflow_dir)
+    sampling = _sampling(params)  # once: a JSON Schema response_format is checked each time
+    key = _cache_key(params, messages, sampling) if params.cache else ""
     started = time.perf_counter()
     if params.cache:
-        hit = _cached(client, params, messages)
+        hit = client.response_cache().get(key)
         if hit is not None:
             ctx.log.info(f"litellm: cache hit for {params.model}: no request, no cost")
             latency = round((time.perf_counter() - started) * 1000, 3)
@@ -370,7 +367,7 @@ def run_generate(params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
             ctx.log.info(f"litellm prompt ({message.get('role')}): {message.get('content')}")
     try:
         response, group, fallbacks_tried = _complete(
-            client, params, messages, _timeout(params, ctx)
+            client, params, messages, sampling, _timeout(params, ctx)
         )
     except Exception as exc:
         message = ctx.redact(client.redact(str(exc)))
@@ -403,7 +400,7 @@ def run_generate(params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
     tool_calls = getattr(choice.message, "tool_calls", None)
     if tool_calls:
         output["tool_calls"] = [call.model_dump() for call in tool_calls]
-    response_format = litellm_response_format(params.response_format)
+    response_format = sampling.get("response_format")
     if response_format is not None:
         output["json"] = _parse_json(text, response_format)
     if not priced:
@@ -416,7 +413,7 @@ def run_generate(params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
     if params.log_content:
         ctx.log.info(f"litellm completion: {text}")
     if params.cache:
-        client.response_cache().set(cache_key(_cache_request(params, messages)), output)
+        client.response_cache().set(key, output)
     return output
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2 import StrictUndefined, Template, TemplateError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "prompt_templates"
@@ -52,7 +52,7 @@ class PromptTemplate:
             )
         scope = {name: None for name in self.optional} | dict(variables)
         try:
-            return _environment().from_string(self.source).render(scope).strip() + "\n"
+            return _compiled(self.source).render(scope).strip() + "\n"
         except TemplateError as exc:
             raise PromptTemplateError(f"prompt template {self.name!r}: {exc}") from exc
 
@@ -62,10 +62,22 @@ def _environment() -> ImmutableSandboxedEnvironment:
     return ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> Template:
+    """Compiling a template costs a millisecond: each step would pay it twice (the budget
+    estimate, then the call), so a source is compiled once per process."""
+    return _environment().from_string(source)
+
+
+@functools.lru_cache(maxsize=256)
+def _variables(source: str) -> frozenset[str]:
+    return frozenset(meta.find_undeclared_variables(_environment().parse(source)))
+
+
 def _parse(name: str, path: Path) -> PromptTemplate:
     source = path.read_text(encoding="utf-8")
     try:
-        variables = meta.find_undeclared_variables(_environment().parse(source))
+        variables = _variables(source)
     except TemplateError as exc:
         raise PromptTemplateError(f"prompt template {name!r} ({path}): {exc}") from exc
     header = _HEADER.match(source)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from resources.policy.enforce import TENANT_TAG
 from resources.policy.engine import PolicySet
-
-TENANT_TAG = "maestro/tenant"
 
 
 def run_coordinator_config(policies: PolicySet) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import functools
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -23,7 +22,7 @@ from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 from resources.plugins import PolicyDeniedError
 from resources.policy.engine import Decision, PolicyEngine, PolicySet, default_engine
 from resources.policy.inputs import MODEL_KEYS, URL_KEYS, step_input, workflow_input
-from resources.policy.store import PolicyStore, period_start, store_for
+from resources.policy.store import DecisionRecord, PolicyStore, period_start, store_for
 
 TENANT_TAG = "maestro/tenant"
 REQUEST_TAG = "maestro/request_id"
@@ -33,15 +32,7 @@ REQUESTER_TAG = "maestro/requester"
 COST_TAG = "maestro/cost_usd"
 
 
-@dataclass(frozen=True)
-class Admission:
-    decision_id: str
-    allow: bool
-    reasons: tuple[str, ...]
-    policy_version: str
-
-
-_ADMISSIONS: dict[tuple[str, str], Admission] = {}  # (store url, run id) -> the run's decision
+_ADMISSIONS: dict[tuple[str, str], DecisionRecord] = {}  # (store url, run id) -> its decision
 _ADMISSIONS_LOCK = threading.Lock()
 
 
@@ -75,7 +66,7 @@ def active_runs(instance: dg.DagsterInstance, tenant: str, exclude: str | None =
     return len([r for r in run_ids if r != exclude])
 
 
-def denial_message(what: str, decision: Decision | Admission) -> str:
+def denial_message(what: str, decision: Decision | DecisionRecord) -> str:
     return f"policy denied {what}: " + "; ".join(decision.reasons)
 
 
@@ -129,7 +120,9 @@ def _gate_admission(
     return decision_id, None
 
 
-def admit_run(context: dg.OpExecutionContext, spec: Any, summary: Mapping[str, Any]) -> Admission:
+def admit_run(
+    context: dg.OpExecutionContext, spec: Any, summary: Mapping[str, Any]
+) -> DecisionRecord:
     """The run's `maestro.workflow` decision, made once per run; raises when it denies."""
     instance = context.instance
     store = store_for(instance)
@@ -142,7 +135,7 @@ def admit_run(context: dg.OpExecutionContext, spec: Any, summary: Mapping[str, A
     if not admission.allow:
         raise PolicyDeniedError(
             denial_message(f"workflow {spec.name!r} for this run", admission),
-            policy_decision_id=admission.decision_id,
+            policy_decision_id=admission.id,
             policy_version=admission.policy_version,
             policy_reasons="\n".join(admission.reasons),
         )
@@ -151,7 +144,7 @@ def admit_run(context: dg.OpExecutionContext, spec: Any, summary: Mapping[str, A
 
 def _admission(
     context: dg.OpExecutionContext, store: PolicyStore, spec: Any, summary: Mapping[str, Any]
-) -> Admission:
+) -> DecisionRecord:
     record = store.run_admission(context.run_id)
     if record is None:
         tags = context.run.tags
@@ -182,7 +175,7 @@ def _admission(
             f"policy maestro.workflow: {'allow' if record.allow else 'deny'} "
             f"(decision {record.id}, policy {record.policy_version})"
         )
-    return Admission(record.id, record.allow, record.reasons, record.policy_version)
+    return record
 
 
 def check_step(
@@ -247,15 +240,13 @@ def check_step(
 def record_cost(context: dg.OpExecutionContext, spec: Any, step_id: str, cost_usd: float) -> None:
     """Add a step's spend to the tenant's ledger (what period budgets are checked against), and
     show the run's total so far as the run tag `maestro/cost_usd` in the UI."""
-    store = store_for(context.instance)
-    store.record_cost(
+    total = store_for(context.instance).record_cost(
         run_id=context.run_id,
         tenant=spec.tenant,
         workflow=spec.name,
         step_id=step_id,
         cost_usd=cost_usd,
     )
-    total = store.run_spend(context.run_id)
     run = context.instance.get_run_by_id(context.run_id)
     shown = float(run.tags.get(COST_TAG, 0.0)) if run is not None else 0.0
     if total > shown:  # totals only grow: a step finishing late never lowers the tag

@@ -240,7 +240,9 @@ class PolicyStore:
 
     def record_cost(
         self, *, run_id: str, tenant: str, workflow: str, step_id: str, cost_usd: float
-    ) -> None:
+    ) -> float:
+        """Add a step's spend to the ledger; returns the run's total, read in the same
+        transaction."""
         with self.engine.begin() as conn:
             conn.execute(
                 cost_ledger.insert().values(
@@ -252,13 +254,11 @@ class PolicyStore:
                     cost_usd=cost_usd,
                 )
             )
+            return float(conn.execute(_run_spend_query(run_id)).scalar_one())
 
     def run_spend(self, run_id: str) -> float:
-        query = sa.select(sa.func.coalesce(sa.func.sum(cost_ledger.c.cost_usd), 0.0)).where(
-            cost_ledger.c.run_id == run_id
-        )
         with self.engine.connect() as conn:
-            return float(conn.execute(query).scalar_one())
+            return float(conn.execute(_run_spend_query(run_id)).scalar_one())
 
     def tenant_spend(self, tenant: str, since: datetime) -> float:
         query = sa.select(sa.func.coalesce(sa.func.sum(cost_ledger.c.cost_usd), 0.0)).where(
@@ -337,6 +337,12 @@ class PolicyStore:
                 .values(values)
             )
         return result.rowcount == 1
+
+
+def _run_spend_query(run_id: str) -> sa.Select[Any]:
+    return sa.select(sa.func.coalesce(sa.func.sum(cost_ledger.c.cost_usd), 0.0)).where(
+        cost_ledger.c.run_id == run_id
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
