@@ -26,8 +26,9 @@ from resources.artifacts import (
     verify_all,
 )
 from resources.artifacts.backends import S3Backend, rename_no_replace
-from resources.artifacts.io_manager import NOT_LOADED, SENTINEL_KEY, is_skip_marker
+from resources.artifacts.io_manager import NOT_LOADED, SENTINEL_KEY
 from resources.artifacts.store import content_key, pointer_key
+from resources.sentinels import is_skipped as is_skip_marker
 from tests.conftest import PROJECT_ROOT, ArtifactsBackend, step_outcomes
 from yaml_compiler import CompiledWorkflow, WorkflowCompileError
 from yaml_compiler.step_runtime import SENTINEL_KEY as RUNTIME_SENTINEL

@@ -32,23 +32,14 @@ from resources.plugins import (
 )
 from resources.policy import enforce
 from resources.policy.store import store_for
+from resources.sentinels import SENTINEL_KEY, is_skipped, skip_marker
 from yaml_compiler.plan import PlannedStep
 from yaml_compiler.spec import WorkflowSpec
 from yaml_compiler.templating import evaluate, render_string, render_value
 
-SENTINEL_KEY = "maestro/sentinel"
 EMPTY = {SENTINEL_KEY: "empty"}  # a for_each over an empty list: still collects, to []
 STOPPED = {SENTINEL_KEY: "stopped"}  # an item not started after a failure (on_failure: stop)
 _TIMEOUT_GRACE_SECONDS = 3.0
-
-
-def skip_marker(reason: str) -> dict[str, str]:
-    """The `result` of a skipped step: JSON, so any IO manager stores it like an output."""
-    return {SENTINEL_KEY: "skipped", "reason": reason}
-
-
-def is_skipped(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(SENTINEL_KEY) == "skipped"
 
 
 class StepConfigError(StepError):

@@ -33,13 +33,12 @@ from resources.artifacts.store import (
     TenantAccessError,
     pointer_key,
 )
+from resources.sentinels import SENTINEL_KEY, is_skipped
 
 ENV_LOCATION = "MAESTRO_ARTIFACTS"
 ENV_S3_ENDPOINT = "MAESTRO_S3_ENDPOINT_URL"
 DEFAULT_TENANT = "default"
 
-SENTINEL_KEY = "maestro/sentinel"
-"""Skip markers are `{"maestro/sentinel": "skipped", "reason": ...}` (see step_runtime)."""
 NOT_LOADED = {SENTINEL_KEY: "not_loaded"}
 """What a gate input (`needs_<op>`) receives for an upstream that ran: its value is not read."""
 INPUT_KIND = "maestro/input"
@@ -81,10 +80,6 @@ def open_backend(
         client = S3Resource(endpoint_url=s3_endpoint_url, region_name=s3_region_name).get_client()
         return S3Backend(client, bucket, prefix, s3_multipart_threshold, s3_part_size)
     return LocalBackend(location, fsync=fsync)
-
-
-def is_skip_marker(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(SENTINEL_KEY) == "skipped"
 
 
 def _meta_value(value: Any) -> Any:
@@ -201,7 +196,7 @@ class ContentAddressedIOManager(dg.IOManager):
         return f"{name}/{mapping_key}" if mapping_key else name
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        skipped = obj.get("reason", "skipped") if is_skip_marker(obj) else None
+        skipped = obj.get("reason", "skipped") if is_skipped(obj) else None
         stored = self._store(
             context, obj, self._output_name(context.name, context.mapping_key), skipped
         )
