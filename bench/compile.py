@@ -17,8 +17,10 @@ from typing import Any
 import dagster as dg
 from _common import fmt_row, noise_note, verdict
 
-from yaml_compiler import compile_text, templating
-from yaml_compiler.build import build_job, build_schedules
+from resources.plugins import default_registry
+from yaml_compiler import templating
+from yaml_compiler.backend import build_job, compile_text
+from yaml_compiler.backend.schedules import build_schedules
 from yaml_compiler.plan import plan_workflow, validate_spec
 from yaml_compiler.source import load_yaml
 
@@ -196,7 +198,7 @@ def maestro_phases(text: str) -> dict[str, float]:
     times["load_yaml"] = t
     t, _ = timed(lambda: validate_spec(doc))
     times["  (validate_spec alone, pydantic)"] = t
-    t, plan = timed(lambda: plan_workflow(doc))
+    t, plan = timed(lambda: plan_workflow(doc, default_registry()))
     times["plan_workflow (incl. validate_spec)"] = t
     t, job = timed(lambda: build_job(plan))
     times["build_job"] = t

@@ -17,7 +17,8 @@ import compile as compile_bench
 import dagster as dg
 import overhead as overhead_bench
 
-from yaml_compiler import compile_text
+from resources.policy.engine import PolicyEngineResource
+from yaml_compiler.backend import compile_text
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 OUR_DIRS = (str(PROJECT_ROOT / "yaml_compiler"), str(PROJECT_ROOT / "resources"))
@@ -71,7 +72,11 @@ def profile_compile(runs: int = 3) -> None:
 
 def profile_runs(runs: int = 2) -> None:
     jobs = {
-        "maestro": compile_text(overhead_bench.maestro_yaml(), "bench-overhead.yaml").job,
+        "maestro": compile_text(
+            overhead_bench.maestro_yaml(),
+            "bench-overhead.yaml",
+            resources={"policy": PolicyEngineResource()},
+        ).job,
         "direct": overhead_bench.direct_job(),
     }
     with dg.instance_for_test() as instance:

@@ -1,4 +1,5 @@
-"""Start-up cost of the code location: `import maestro_defs` vs `import dagster`, in subprocesses.
+"""Start-up cost of the code location: loading `maestro_defs.definitions:defs` (import, then
+build the definitions: what a code server does) vs `import dagster`, in subprocesses.
 
 Run: `.venv/bin/python bench/import_time.py`. Uses the default workflows folder
 (MAESTRO_WORKFLOWS_DIR is removed from the child environment). The target is reported
@@ -21,14 +22,19 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REPEATS = 5
 TARGET_SECONDS = 2.0
 FORBIDDEN = ("litellm", "scrapy")
+LOAD = "load the code location"
+LOAD_CODE = "from maestro_defs.definitions import defs; defs()"
 PROBE = """
 import importlib.util, json, sys, time
 def timed_import(name):
     start = time.perf_counter()
     importlib.import_module(name)
     return time.perf_counter() - start
-steps = {name: timed_import(name) for name in
-         ("dagster", "yaml_compiler", "maestro_defs")}
+steps = {f"import {name}": timed_import(name) for name in
+         ("dagster", "yaml_compiler", "maestro_defs", "maestro_defs.definitions")}
+start = time.perf_counter()
+sys.modules["maestro_defs.definitions"].defs()
+steps["build the definitions"] = time.perf_counter() - start
 forbidden = sys.argv[1:]
 print(json.dumps({
     "steps": steps,
@@ -41,7 +47,8 @@ EXTRA = """
 import json, sys
 import dagster
 before = {m.split(".")[0] for m in sys.modules}
-import maestro_defs
+from maestro_defs.definitions import defs
+defs()
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} - before)))
 """
 
@@ -73,7 +80,7 @@ def probe(code: str, *args: str) -> object:
 
 
 def main() -> int:
-    variants = {"import dagster": "import dagster", "import maestro_defs": "import maestro_defs"}
+    variants = {"import dagster": "import dagster", LOAD: LOAD_CODE}
     for code in variants.values():  # warm-up: bytecode caches, page cache
         wall_clock(code)
     seconds: dict[str, list[float]] = {name: [] for name in variants}
@@ -90,21 +97,21 @@ def main() -> int:
     print(fmt_row("variant", "median s", "best s"))
     for name in variants:
         print(fmt_row(name, f"{med[name]:.3f}", f"{min(seconds[name]):.3f}"))
-    difference = med["import maestro_defs"] - med["import dagster"]
-    print(fmt_row("difference (maestro_defs - dagster)", f"{difference:.3f}", ""))
-    print("\nin one process, each import after the previous ones (one run, s):")
+    difference = med[LOAD] - med["import dagster"]
+    print(fmt_row("difference (code location - dagster)", f"{difference:.3f}", ""))
+    print("\nin one process, each step after the previous ones (one run, s):")
     for name, value in found["steps"].items():
-        print(fmt_row(f"  import {name}", f"{value:.3f}", ""))
-    print(f"\ntop-level packages first imported by maestro_defs after dagster: {extra}")
+        print(fmt_row(f"  {name}", f"{value:.3f}", ""))
+    print(f"\ntop-level packages first imported by the code location after dagster: {extra}")
     imported = [name for name, hit in found["imported"].items() if hit]
     for name in FORBIDDEN:
         state = "imported" if found["imported"][name] else "not imported"
         installed = "installed" if found["installed"][name] else "not installed"
         print(f"{name}: {state} ({installed})")
-    ok = med["import maestro_defs"] < TARGET_SECONDS and not imported
+    ok = med[LOAD] < TARGET_SECONDS and not imported
     print(
-        f"\ntarget: import maestro_defs < {TARGET_SECONDS} s and no {'/'.join(FORBIDDEN)}: "
-        f"{verdict(ok)} ({med['import maestro_defs']:.3f} s; "
+        f"\ntarget: loading the code location < {TARGET_SECONDS} s and no "
+        f"{'/'.join(FORBIDDEN)}: {verdict(ok)} ({med[LOAD]:.3f} s; "
         f"forbidden imported: {', '.join(imported) or 'none'})"
     )
     return 0

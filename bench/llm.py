@@ -18,14 +18,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.llm_servers`
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.support.llm_servers`
 
 from _common import fmt_row, noise_note, verdict
 
 from resources.litellm_resource import LiteLLMResource, import_litellm
 from resources.plugins import RunInfo, StepContext
 from resources.plugins.litellm_generate import LITELLM_GENERATE, LiteLLMParams
-from tests.llm_servers import OpenAIServer
+from tests.support.llm_servers import OpenAIServer
 
 CALLS = int(os.environ.get("BENCH_LLM_CALLS", "500"))
 BATCHES = 10  # of CALLS / BATCHES calls per variant

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 import dagster as dg
 from _common import fmt_row, noise_note, verdict
 
-from yaml_compiler import compile_text
+from resources.policy.engine import PolicyEngineResource
+from yaml_compiler.backend import compile_text
 
 STEPS = 100
 REPEATS = 7
@@ -82,7 +83,9 @@ def run_once(job: dg.JobDefinition, instance: dg.DagsterInstance) -> tuple[float
 
 def main() -> int:
     jobs = {
-        "maestro": compile_text(maestro_yaml(), "bench-overhead.yaml").job,
+        "maestro": compile_text(
+            maestro_yaml(), "bench-overhead.yaml", resources={"policy": PolicyEngineResource()}
+        ).job,
         "direct": direct_job(),
     }
     assert len(jobs["maestro"].nodes) == len(jobs["direct"].nodes) == STEPS

@@ -30,8 +30,8 @@ from resources.policy.engine import (
     PolicySet,
 )
 from resources.policy.inputs import step_input
-from tests.conftest import serve_http
-from tests.opa_standin import OpaStandIn, handler_for
+from tests.support.http_server import serve_http
+from tests.support.opa_standin import OpaStandIn, handler_for
 
 DECISIONS = 10_000
 BLOCK = 500

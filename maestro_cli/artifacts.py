@@ -12,14 +12,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from resources.artifacts import ArtifactsIOManager, ArtifactStore, default_location
+from resources.artifacts import ArtifactsIOManager, ArtifactStore
 from resources.artifacts.store import GcReport, collect_garbage
+from resources.defaults import artifacts_io_manager
 
 
 def io_manager_for(home: Path, environ: Mapping[str, str] = os.environ) -> ArtifactsIOManager:
     """The artifacts IO manager of the instance in `home` (MAESTRO_ARTIFACTS wins)."""
-    location = default_location({**environ, "DAGSTER_HOME": str(home)})
-    return ArtifactsIOManager(location=location)
+    return artifacts_io_manager({**environ, "DAGSTER_HOME": str(home)})
 
 
 def existing_runs(instance: dg.DagsterInstance):

@@ -22,16 +22,15 @@ from maestro_cli.scaffold import (
     init_project,
     list_templates,
     template_names,
+    write_template,
 )
-from yaml_compiler import (
-    Diagnostic,
-    WorkflowCompileError,
-    compile_file,
-    load_plan,
-    workflow_files_in,
-)
-from yaml_compiler.build import build_job
-from yaml_compiler.durations import parse_duration
+from maestro_common.durations import parse_duration
+from maestro_defs.gate import SENSOR_NAME
+from maestro_defs.workflows import code_location_dirs
+from resources.dagster_private import is_valid_cron_string
+from resources.plugins import default_registry
+from yaml_compiler import Diagnostic, WorkflowCompileError, load_plan, workflow_files_in
+from yaml_compiler.backend import build_job, compile_workflow_files
 from yaml_compiler.plan import WorkflowPlan, param_value_problems
 from yaml_compiler.schema import workflow_json_schema
 
@@ -83,36 +82,28 @@ def expand_files(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def check_file(path: Path) -> tuple[str | None, list[Diagnostic]]:
-    """(`ok: ...` line, []) for a file that compiles to a Dagster job, else (None, problems)."""
-    try:
-        compiled = compile_file(path)
-    except WorkflowCompileError as exc:
-        return None, exc.diagnostics
-    except dg.DagsterError as exc:  # the plan passed but Dagster refused the job
-        return None, [Diagnostic(str(path), 1, 1, "<root>", f"cannot build the Dagster job: {exc}")]
-    plan = compiled.plan
-    return f"ok: {path} (workflow {plan.spec.name}, {len(plan.steps)} steps)", []
-
-
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(files: tuple[Path, ...]) -> None:
     """Check workflow files; print every error.
 
-    FILES may be folders: their *.yaml and *.yml files are checked. Errors print as
-    `file:line:col: field.path: message`, all of them at once; the exit code is 1 if any.
+    FILES may be folders: their *.yaml and *.yml files are checked. Files given together are
+    checked as one code location would load them: job, schedule and asset names must not
+    clash between them. Errors print as `file:line:col: field.path: message`, all of them at
+    once; the exit code is 1 if any.
     """
     problems = [
         Diagnostic(str(folder), 1, 1, "<root>", "no workflow files (*.yaml, *.yml) in this folder")
         for folder in files
         if folder.is_dir() and not workflow_files_in(folder)
     ]
-    for path in expand_files(files):
-        ok, diagnostics = check_file(path)
-        if ok:
-            click.echo(ok)
-        problems += diagnostics
+    loaded = compile_workflow_files(
+        expand_files(files), reserved_names={SENSOR_NAME: "the policy gate sensor"}
+    )
+    for workflow in loaded.workflows:
+        plan = workflow.plan
+        click.echo(f"ok: {plan.source_file} (workflow {plan.spec.name}, {len(plan.steps)} steps)")
+    problems += loaded.problems
     if problems:
         _fail(problems)
 
@@ -122,12 +113,13 @@ def validate(files: tuple[Path, ...]) -> None:
 
 def load_with_params(path: Path, assignments: Sequence[str]) -> WorkflowPlan:
     """The plan with `--param` values applied; exits 1 with every problem otherwise."""
+    registry = default_registry()
     try:
-        plan = load_plan(path)
+        plan = load_plan(path, registry, cron_check=is_valid_cron_string)
         if not assignments:
             return plan
         values = parse_params(assignments, plan.spec.params)
-        return load_plan(path, param_overrides=values)
+        return load_plan(path, registry, values, is_valid_cron_string)
     except WorkflowCompileError as exc:
         _fail(exc.diagnostics)
     except ParamError as exc:
@@ -177,11 +169,11 @@ def run(file: Path, params: tuple[str, ...], verbose: bool) -> None:
         f"running workflow {workflow.spec.name} (Dagster job {workflow.job_name}, "
         f"{len(workflow.steps)} steps) on the instance in {home}"
     )
-    tags = {"maestro/launched_by": "maestro-cli", "maestro/source_file": str(file.resolve())}
-    resources = {"io_manager": artifact_commands.io_manager_for(home)}
     with dg.DagsterInstance.from_config(str(home)) as instance:
         try:
-            outcome = runner.execute(workflow, job, instance, sys.stdout, tags, resources)
+            outcome = runner.execute(
+                workflow, job, instance, sys.stdout, runner.resources_for(home)
+            )
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -298,14 +290,24 @@ def templates() -> None:
     help="Which built-in template to copy.",
 )
 @click.option("--force", is_flag=True, help="Overwrite the workflow file if it exists.")
+@click.option(
+    "--code-location",
+    is_flag=True,
+    help="Write into the code location's workflows folder (maestro_defs/defs/workflows/"
+    "defs.yaml, or MAESTRO_WORKFLOWS_DIR), where `dagster dev` and `dg dev` load it.",
+)
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
-def init(template: str, force: bool, directory: Path) -> None:
+def init(template: str, force: bool, code_location: bool, directory: Path) -> None:
     """Scaffold a workflow from a built-in template.
 
-    Writes DIRECTORY/workflows/<template>.yaml (DIRECTORY defaults to the current one).
+    Writes DIRECTORY/workflows/<template>.yaml (DIRECTORY defaults to the current one), or,
+    with --code-location, <the code location's workflows folder>/<template>.yaml.
     """
     try:
-        written = init_project(directory, template, force)
+        if code_location:
+            written = write_template(code_location_dirs()[0], template, force)
+        else:
+            written = init_project(directory, template, force)
     except ScaffoldError as exc:
         _fail([f"error: {exc}"])
     target = _relative(written)
@@ -321,7 +323,7 @@ def schema() -> None:
 
     Draft 2020-12, with every installed plugin's `with` parameters, for editors and linters.
     """
-    click.echo(json.dumps(workflow_json_schema(), indent=2))
+    click.echo(json.dumps(workflow_json_schema(default_registry()), indent=2))
 
 
 for command in (policy.submit, policy.requests, policy.decisions, policy.policies):

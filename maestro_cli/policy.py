@@ -14,7 +14,6 @@ import click
 import dagster as dg
 
 from maestro_cli import runner
-from maestro_cli.params import ParamError, parse_params
 
 PARAM_HELP = "Set a workflow param, typed as the workflow declares it. Repeatable."
 
@@ -44,24 +43,27 @@ def submit(file: Path, tenant: str | None, params: tuple[str, ...], requester: s
 
     The request waits in the instance's storage until the `maestro_policy_gate` sensor
     (in `dagster dev` or the daemon) admits it, which launches one run, or refuses it with its
-    reasons (see `maestro requests` and `maestro decisions`).
+    reasons (see `maestro requests` and `maestro decisions`). A file that does not compile, or
+    that the code location does not load, is refused here, at once.
     """
-    from resources.policy.gate import SubmitError
-    from resources.policy.gate import submit as submit_request
-    from yaml_compiler import WorkflowCompileError, load_plan
+    from maestro_cli.submission import SubmitError, check_submission
+    from resources.policy.gate import enqueue
 
     try:
-        values = parse_params(params, load_plan(file).spec.params) if params else {}
+        submission = check_submission(file, params)
         with _instance() as instance:
-            request_id = submit_request(
-                file, instance, tenant=tenant, params=values, requester=requester
+            request_id = enqueue(
+                instance,
+                tenant=tenant or submission.plan.spec.tenant,
+                workflow=submission.plan.spec.name,
+                job_name=submission.plan.job_name,
+                source_file=submission.source_file,
+                params=submission.plan.param_values,
+                requester=requester,
             )
-    except WorkflowCompileError as exc:
-        for diagnostic in exc.diagnostics:
-            click.echo(str(diagnostic), err=True)
-        sys.exit(1)
-    except (ParamError, SubmitError) as exc:
-        click.echo(f"error: {exc}", err=True)
+    except SubmitError as exc:
+        for line in exc.lines:
+            click.echo(line, err=True)
         sys.exit(1)
     click.echo(request_id)
 
@@ -118,7 +120,13 @@ def policies() -> None:
 
 @policies.command()
 @click.option("--url", help="OPA server (default: MAESTRO_OPA_URL).")
-@click.option("--dir", "policy_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--dir",
+    "policy_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="MAESTRO_POLICY_DIR",
+    help="Policy folder (default: MAESTRO_POLICY_DIR, else policies/).",
+)
 def push(url: str | None, policy_dir: Path | None) -> None:
     """Upload the Rego modules and data documents to an OPA server."""
     from resources.policy.engine import OpaServerPolicyEngine, PolicySet
@@ -139,12 +147,19 @@ def push(url: str | None, policy_dir: Path | None) -> None:
 @click.argument("kind", type=click.Choice(["workflow", "step"]))
 @click.argument("input_file", type=click.File("r"))
 @click.option("--url", help="Ask this OPA server instead of the embedded engine.")
-def eval_(kind: str, input_file: Any, url: str | None) -> None:
+@click.option(
+    "--dir",
+    "policy_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="MAESTRO_POLICY_DIR",
+    help="Policy folder (default: MAESTRO_POLICY_DIR, else policies/).",
+)
+def eval_(kind: str, input_file: Any, url: str | None, policy_dir: Path | None) -> None:
     """Evaluate maestro.KIND for a JSON input (a file, or - for stdin); exit 1 on deny."""
-    from resources.policy.engine import EmbeddedPolicyEngine, OpaServerPolicyEngine
+    from resources.policy.engine import EmbeddedPolicyEngine, OpaServerPolicyEngine, PolicySet
 
     payload = json.load(input_file)
-    engine = OpaServerPolicyEngine(url) if url else EmbeddedPolicyEngine()
+    engine = OpaServerPolicyEngine(url) if url else EmbeddedPolicyEngine(PolicySet.load(policy_dir))
     decision = engine.decide(kind, payload)  # type: ignore[arg-type]
     click.echo(
         json.dumps(
@@ -162,7 +177,13 @@ def eval_(kind: str, input_file: Any, url: str | None) -> None:
 
 
 @policies.command(name="test")
-@click.option("--dir", "policy_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--dir",
+    "policy_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="MAESTRO_POLICY_DIR",
+    help="Policy folder (default: MAESTRO_POLICY_DIR, else policies/).",
+)
 @click.option("--run", "pattern", help="Only the test rules whose name matches this regex.")
 def test_(policy_dir: Path | None, pattern: str | None) -> None:
     """Run the Rego unit tests (*_test.rego, test_* rules) with regopy; exit 1 on a failure."""
@@ -186,9 +207,16 @@ def test_(policy_dir: Path | None, pattern: str | None) -> None:
 
 
 @policies.command()
-def concurrency() -> None:
+@click.option(
+    "--dir",
+    "policy_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="MAESTRO_POLICY_DIR",
+    help="Policy folder (default: MAESTRO_POLICY_DIR, else policies/).",
+)
+def concurrency(policy_dir: Path | None) -> None:
     """Print dagster.yaml's run_coordinator block with each tenant's max_concurrent_runs."""
     from resources.policy.concurrency import run_coordinator_yaml
     from resources.policy.engine import PolicySet
 
-    click.echo(run_coordinator_yaml(PolicySet.load()), nl=False)
+    click.echo(run_coordinator_yaml(PolicySet.load(policy_dir)), nl=False)

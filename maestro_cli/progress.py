@@ -83,7 +83,7 @@ class RunProgress:
     _skip_reasons: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._op_steps = {step.op_name: step.id for step in self.plan.steps}
+        self._op_steps = {step.node_name: step.id for step in self.plan.steps}
         self._handlers: dict[str, Callable[[StepPart, dg.DagsterEvent], str | None]] = {
             "STEP_START": lambda part, _: self._line("started", part.label),
             "STEP_RESTARTED": lambda part, _: self._line("restarted", part.label),
@@ -121,9 +121,8 @@ class RunProgress:
                 self._skip_reasons[event.step_key or ""] = str(reason.value)
 
     def _on_retry(self, part: StepPart, event: dg.DagsterEvent) -> str:
-        return self._line(
-            "retrying", part.label, f": {error_text(event.event_specific_data.error)}"
-        )
+        error = getattr(event.event_specific_data, "error", None)
+        return self._line("retrying", part.label, f": {error_text(error)}")
 
     def _on_success(self, part: StepPart, event: dg.DagsterEvent) -> str:
         key = event.step_key or ""

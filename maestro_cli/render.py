@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from yaml_compiler.durations import format_duration
+from maestro_common.durations import format_duration
 from yaml_compiler.plan import WorkflowPlan
 
 FORMATS = ("text", "json", "mermaid")

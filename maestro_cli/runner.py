@@ -17,8 +17,8 @@ from typing import Any, TextIO
 import dagster as dg
 
 from maestro_cli.progress import RunProgress
-from resources.defaults import step_resources
-from resources.policy.enforce import COST_TAG
+from resources.defaults import default_resources
+from resources.run_tags import COST_TAG
 from yaml_compiler.plan import WorkflowPlan
 
 DEFAULT_HOME = ".dagster_home"
@@ -43,6 +43,12 @@ def instance_home(environ: Mapping[str, str] = os.environ, cwd: Path | None = No
     return home
 
 
+def resources_for(home: Path, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The resources the code location binds, with artifacts under `home` unless
+    MAESTRO_ARTIFACTS says otherwise: a `maestro run` step sees what a UI-launched one does."""
+    return default_resources({**environ, "DAGSTER_HOME": str(home)})
+
+
 def run_config_for(plan: WorkflowPlan) -> dict[str, Any]:
     """Run config carrying every resolved param value, so the UI shows what the run used."""
     return {"params": dict(plan.param_values)} if plan.spec.params else {}
@@ -64,8 +70,8 @@ def execute(
     job: dg.JobDefinition,
     instance: dg.DagsterInstance,
     out: TextIO,
+    resources: Mapping[str, Any],
     tags: Mapping[str, str] | None = None,
-    resources: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
     """Run the job in process, printing each step event as the instance stores it."""
     run_id = str(uuid.uuid4())
@@ -86,8 +92,7 @@ def execute(
         raise_on_error=False,
         run_id=run_id,
         tags=dict(tags or {}),
-        # LLM steps read MAESTRO_LITELLM_CONFIG and OLLAMA_HOST; the caller adds the rest.
-        resources={**step_resources(), **dict(resources or {})},
+        resources=dict(resources),
     )
     if errors:
         raise errors[0]

@@ -60,8 +60,14 @@ def init_project(
     directory: Path, template_name: str = DEFAULT_TEMPLATE, force: bool = False
 ) -> Path:
     """Write `<directory>/workflows/<template>.yaml`; refuses to overwrite unless forced."""
+    return write_template(directory / "workflows", template_name, force)
+
+
+def write_template(folder: Path, template_name: str, force: bool = False) -> Path:
+    """Write `<folder>/<template>.yaml` (a workflows folder); refuses to overwrite unless
+    forced."""
     template = get_template(template_name)
-    target = directory / "workflows" / f"{template.name}.yaml"
+    target = folder / f"{template.name}.yaml"
     if target.exists() and not force:
         raise ScaffoldError(f"{target} already exists (use --force to overwrite it)")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,1 @@
-"""Maestro's Dagster code location (`maestro_defs.definitions:defs`)."""
-
-from maestro_defs.definitions import defs
-
-__all__ = ["defs"]
+"""Maestro's Dagster code location: `maestro_defs.definitions:defs` (a dg project)."""

@@ -1,28 +1,30 @@
-"""The Dagster code location: every workflow in the workflows folders, one job each.
+"""The Dagster code location: the components declared under `maestro_defs/defs/`.
 
-A file that does not compile fails the whole load with its file, line and message, so
-`dagster definitions validate` and the UI show it instead of the job silently vanishing.
+Built when Dagster asks for it (`@dg.definitions`), not when a module is imported. Each entry of
+the defs folder is built through the project's component tree; Dagster's own
+`load_from_defs_folder` would also import every installed integration's component library
+(dagster-aws's pulls in boto3) to list component types in the UI's docs tab: +0.6 s on every
+code-server start and every step process, for a page Maestro does not use.
 """
 
-from maestro_defs.gate import policy_resource
-from maestro_defs.workflows import (
-    build_definitions,
-    compile_workflows,
-    workflow_dirs,
-    workflow_files,
-)
-from resources.artifacts import ArtifactsIOManager
-from resources.defaults import step_resources
+from pathlib import Path
 
-RESOURCES = {
-    # Every step output stored once by content hash (docs/artifacts.md): MAESTRO_ARTIFACTS
-    # (a folder or s3://bucket/prefix), else $DAGSTER_HOME/artifacts.
-    "io_manager": ArtifactsIOManager(),
-    # LLM steps: the LiteLLM Router (MAESTRO_LITELLM_CONFIG) and the Ollama host (OLLAMA_HOST).
-    **step_resources(),
-    # The policy engine of the gate sensor and the step checks: embedded Rego, or OPA at
-    # MAESTRO_OPA_URL (docs/policy.md).
-    "policy": policy_resource(),
-}
+import dagster as dg
 
-defs = build_definitions(compile_workflows(workflow_files(workflow_dirs())), RESOURCES)
+DEFS_FOLDER = Path(__file__).resolve().parent / "defs"
+
+
+def _entries(folder: Path) -> list[str]:
+    """The defs folder's component locations: sub-folders and Python files, in name order."""
+    return sorted(
+        entry.name
+        for entry in folder.iterdir()
+        if not entry.name.startswith(("_", "."))
+        and (entry.is_dir() or entry.suffix == ".py")
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    tree = dg.ComponentTree.for_project(DEFS_FOLDER)
+    return dg.Definitions.merge(*(tree.build_defs(entry) for entry in _entries(DEFS_FOLDER)))

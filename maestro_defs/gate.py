@@ -2,49 +2,63 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 
-from resources.policy.engine import DEFAULT_OPA_TIMEOUT_S, PolicyEngineResource
-from resources.policy.gate import evaluate_requests
-from yaml_compiler import CompiledWorkflow
+from resources.policy.engine import PolicyEngineResource
+from resources.policy.gate import GateWorkflow, evaluate_requests
 
 SENSOR_NAME = "maestro_policy_gate"
+_DESCRIPTION = (
+    "Runs the requests `maestro submit` enqueued that the policy allows; refused requests keep "
+    "their reasons (see `maestro decisions`)."
+)
 
 
-def policy_resource(environ: Mapping[str, str] = os.environ) -> PolicyEngineResource:
-    """Embedded engine by default; the OPA server at MAESTRO_OPA_URL when it is set."""
-    return PolicyEngineResource(
-        opa_url=environ.get("MAESTRO_OPA_URL") or None,
-        policy_dir=environ.get("MAESTRO_POLICY_DIR") or None,
-        timeout_s=float(environ.get("MAESTRO_OPA_TIMEOUT_S") or DEFAULT_OPA_TIMEOUT_S),
+def _description(unloadable: Mapping[str, Sequence[str]]) -> str:
+    if not unloadable:
+        return _DESCRIPTION
+    lines = [f"- {problem}" for problems in unloadable.values() for problem in problems]
+    return (
+        f"{_DESCRIPTION}\n\n**{len(unloadable)} workflow file(s) did not load** (every other "
+        "workflow did; requests for these are refused):\n" + "\n".join(lines)
     )
 
 
-def policy_gate_sensor(workflows: Iterable[CompiledWorkflow]) -> dg.SensorDefinition:
-    """Admits submitted run requests (`maestro submit`) that `maestro.workflow` allows."""
-    by_job = {w.plan.job_name: w for w in workflows}
+def policy_gate_sensor(
+    workflows: Mapping[str, GateWorkflow],
+    jobs: Sequence[dg.JobDefinition],
+    unloadable: Mapping[str, Sequence[str]] | None = None,
+) -> dg.SensorDefinition:
+    """Admits submitted run requests (`maestro submit`) that `maestro.workflow` allows.
+
+    `unloadable`: workflow file -> the problems that kept it out of the code location; shown
+    in the sensor's description and in every tick's skip reason, so the UI says what is wrong.
+    """
+    broken = dict(unloadable or {})
 
     @dg.sensor(
         name=SENSOR_NAME,
-        jobs=[w.job for w in by_job.values()],
+        jobs=list(jobs) or None,
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Runs the requests `maestro submit` enqueued that the policy allows; "
-        "refused requests keep their reasons (see `maestro decisions`).",
+        description=_description(broken),
     )
     def maestro_policy_gate(
         context: dg.SensorEvaluationContext, policy: PolicyEngineResource
     ) -> dg.SensorResult | dg.SkipReason:
-        tick = evaluate_requests(context.instance, by_job, policy.engine())
+        tick = evaluate_requests(context.instance, workflows, policy, broken)
         for request_id, reasons in tick.refused:
             context.log.warning(f"refused run request {request_id}: {'; '.join(reasons)}")
         for request_id, run_id in tick.launched:
             context.log.info(f"run request {request_id} is run {run_id}")
         if not tick.run_requests:
-            return dg.SkipReason(tick.skip_reason())
+            reason = tick.skip_reason()
+            if broken:
+                problems = [p for found in broken.values() for p in found]
+                reason += "\nworkflow files that did not load:\n" + "\n".join(problems)
+            return dg.SkipReason(reason)
         return dg.SensorResult(run_requests=tick.run_requests)
 
     return maestro_policy_gate

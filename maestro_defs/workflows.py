@@ -1,95 +1,121 @@
-"""Find workflow files and compile them into one `dg.Definitions`, failing loudly on bad files."""
+"""Where the code location's workflow files are, and what loading them all together gives."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import yaml
 
-from yaml_compiler import (
-    CompiledWorkflow,
-    Diagnostic,
-    WorkflowCompileError,
-    compile_file,
-    workflow_files_in,
-)
+from maestro_defs.gate import policy_gate_sensor
+from resources.defaults import default_resources
+from resources.policy.gate import GateWorkflow
+from yaml_compiler import Diagnostic, WorkflowCompileError, workflow_files_in
+from yaml_compiler.backend import CompiledWorkflow, LoadedWorkflows, compile_workflow_files
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+COMPONENT_YAML = Path(__file__).resolve().parent / "defs" / "workflows" / "defs.yaml"
+WORKFLOWS_DIR_ENV = "MAESTRO_WORKFLOWS_DIR"
+STRICT_LOAD_ENV = "MAESTRO_STRICT_LOAD"
+"""`1`: one broken workflow file fails the whole code location (all-or-nothing loading)."""
+VALIDATION_CLI_ENV = "DAGSTER_IS_DEFS_VALIDATION_CLI"
+"""Set by `dagster definitions validate` and `dg check defs`: they must fail on a bad file."""
 
 
-def workflow_dirs(environ: Mapping[str, str] = os.environ) -> list[Path]:
-    """`MAESTRO_WORKFLOWS_DIR` (os.pathsep-separated), else the project's `workflows/`."""
-    configured = environ.get("MAESTRO_WORKFLOWS_DIR")
-    if not configured:
-        return [PROJECT_ROOT / "workflows"]
-    return [Path(part).expanduser() for part in configured.split(os.pathsep) if part]
+def workflow_dirs(
+    configured: Sequence[str] = ("workflows",),
+    root: Path = PROJECT_ROOT,
+    environ: Mapping[str, str] = os.environ,
+) -> list[Path]:
+    """`MAESTRO_WORKFLOWS_DIR` (os.pathsep-separated) when set, else `configured`; relative
+    folders are under `root` (the project), and every folder is made absolute."""
+    parts = environ.get(WORKFLOWS_DIR_ENV, "").split(os.pathsep)
+    chosen = [p for p in parts if p] or list(configured)
+    return [(root / Path(part).expanduser()).resolve() for part in chosen]
 
 
-def workflow_files(dirs: Iterable[Path]) -> list[Path]:
+def code_location_dirs(environ: Mapping[str, str] = os.environ) -> list[Path]:
+    """The folders the code location's workflows component reads (its defs.yaml, or
+    MAESTRO_WORKFLOWS_DIR), for commands that must agree with it (`maestro submit`)."""
+    declared = yaml.safe_load(COMPONENT_YAML.read_text(encoding="utf-8")) or {}
+    configured = (declared.get("attributes") or {}).get("workflows_dirs") or ["workflows"]
+    return workflow_dirs(configured, PROJECT_ROOT, environ)
+
+
+def workflow_files(dirs: Iterable[Path]) -> tuple[list[Path], list[Diagnostic]]:
+    """Every workflow file of the folders, and a problem for each folder that is missing."""
     files: list[Path] = []
+    problems: list[Diagnostic] = []
     for directory in dirs:
         if not directory.is_dir():
-            raise WorkflowCompileError(
-                [Diagnostic(str(directory), 1, 1, "<root>", "workflows folder does not exist")]
-            )
-        files.extend(workflow_files_in(directory))
-    return files
-
-
-def compile_workflows(files: Iterable[Path]) -> list[CompiledWorkflow]:
-    """Compile every file; collect every problem of every file before raising."""
-    compiled: list[CompiledWorkflow] = []
-    problems: list[Diagnostic] = []
-    job_files: dict[str, str] = {}  # Dagster name -> the file that defines it
-    schedule_files: dict[str, str] = {}
-    asset_files: dict[str, str] = {}
-    for path in files:
-        try:
-            workflow = compile_file(path)
-        except WorkflowCompileError as exc:
-            problems.extend(exc.diagnostics)
-            continue
-        clashes = [
-            (kind, name, owners[name])
-            for kind, names, owners in (
-                ("workflow job", [workflow.plan.job_name], job_files),
-                ("schedule", [s.name for s in workflow.schedules], schedule_files),
-                ("asset", [a.key.to_user_string() for a in workflow.assets], asset_files),
-            )
-            for name in names
-            if name in owners
-        ]
-        for kind, name, owner in clashes:
             problems.append(
-                Diagnostic(
-                    str(path), 1, 1, "name", f"{kind} {name!r} is already defined by {owner}"
-                )
+                Diagnostic(str(directory), 1, 1, "<root>", "workflows folder does not exist")
             )
-        if clashes:
             continue
-        job_files[workflow.plan.job_name] = str(path)
-        schedule_files.update({s.name: str(path) for s in workflow.schedules})
-        asset_files.update({a.key.to_user_string(): str(path) for a in workflow.assets})
-        compiled.append(workflow)
-    if problems:
-        raise WorkflowCompileError(problems)
-    return compiled
+        files.extend(workflow_files_in(directory))
+    return files, problems
+
+
+def strict_loading(environ: Mapping[str, str] = os.environ, configured: bool = False) -> bool:
+    return configured or any(environ.get(v) == "1" for v in (STRICT_LOAD_ENV, VALIDATION_CLI_ENV))
+
+
+def load_workflows(
+    dirs: Iterable[Path], reserved_names: Mapping[str, str] | None = None
+) -> LoadedWorkflows:
+    """Compile every workflow file of the folders; broken ones are left out with their
+    diagnostics (clashing names, Dagster's refusals and missing folders included)."""
+    files, missing = workflow_files(dirs)
+    loaded = compile_workflow_files(files, reserved_names=reserved_names)
+    return LoadedWorkflows(loaded.workflows, [*missing, *loaded.problems])
 
 
 def build_definitions(
-    workflows: Iterable[CompiledWorkflow], resources: Mapping[str, Any] | None = None
+    loaded: LoadedWorkflows, resources: Mapping[str, Any] | None = None
 ) -> dg.Definitions:
-    """Jobs, schedules, the policy gate sensor, and the `policy` resource it uses."""
-    from maestro_defs.gate import policy_gate_sensor, policy_resource
-
-    workflows = list(workflows)
+    """Jobs, schedules and assets of the workflows that loaded, the policy gate sensor (which
+    also shows the files that did not), and the resources (`default_resources()` unless
+    given)."""
+    workflows = loaded.workflows
+    gate = policy_gate_sensor(
+        gate_workflows(workflows), [w.job for w in workflows], problems_by_file(loaded)
+    )
     return dg.Definitions(
         jobs=[w.job for w in workflows],
         assets=[a for w in workflows for a in w.assets],
         schedules=[s for w in workflows for s in w.schedules],
-        sensors=[policy_gate_sensor(workflows)] if workflows else [],
-        resources={"policy": policy_resource(), **(resources or {})},
+        sensors=[gate],
+        resources=dict(resources) if resources is not None else default_resources(),
+    )
+
+
+def gate_workflows(workflows: Iterable[CompiledWorkflow]) -> dict[str, GateWorkflow]:
+    return {
+        w.plan.job_name: GateWorkflow(w.plan.job_name, w.plan.spec.environment, w.summary)
+        for w in workflows
+    }
+
+
+def problems_by_file(loaded: LoadedWorkflows) -> dict[str, list[str]]:
+    """Workflow file -> its diagnostics, as `maestro submit` requests name the file."""
+    by_file: dict[str, list[str]] = {}
+    for diagnostic in loaded.problems:
+        by_file.setdefault(str(Path(diagnostic.file).resolve()), []).append(str(diagnostic))
+    return by_file
+
+
+def report_problems(loaded: LoadedWorkflows, strict: bool) -> None:
+    """All-or-nothing: raise with every problem. Otherwise log each broken file's problems as a
+    warning of the code location's load, and go on with the workflows that compiled."""
+    if not loaded.problems:
+        return
+    if strict:
+        raise WorkflowCompileError(loaded.problems)
+    log = dg.get_dagster_logger("maestro")
+    log.warning(
+        f"{len(loaded.broken_files)} workflow file(s) did not load; every other workflow did:\n"
+        + "\n".join(str(d) for d in loaded.problems)
     )

@@ -1,13 +1,14 @@
 """Shared fixtures: a real Dagster instance per test, workflow compilation from inline YAML,
-and a throwaway PostgreSQL database per test session."""
+a throwaway PostgreSQL database and one SeaweedFS per test session.
+
+Tests that need PostgreSQL, Redis or SeaweedFS are marked `services` (below), so
+`pytest -m "not services"` runs everything else on a machine without them.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import os
 import textwrap
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,11 +18,25 @@ import dagster as dg
 import pytest
 
 from resources.artifacts import ArtifactsIOManager, ArtifactStore
+from tests.support.compiling import CompiledWorkflow, compile_file
 from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3, running_seaweedfs
-from yaml_compiler import CompiledWorkflow, compile_file
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_DSN = os.environ.get("MAESTRO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+SERVICE_FIXTURES = frozenset({"postgres_url", "postgres_instance", "seaweedfs"})
+"""Fixtures that start or reach a service; a test using one (directly or not) is `services`."""
+SERVICE_PARAMS = {"gate_instance": "postgres", "artifacts_backend": "s3"}
+"""Parametrised fixtures whose one variant reaches a service."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        uses_service = bool(names & SERVICE_FIXTURES) or any(
+            params.get(fixture) == variant for fixture, variant in SERVICE_PARAMS.items()
+        )
+        if uses_service:
+            item.add_marker(pytest.mark.services)
 
 
 @pytest.fixture
@@ -64,50 +79,6 @@ def run_yaml(
         )
 
     return run
-
-
-def step_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, str]:
-    """Final outcome per Dagster step key: STEP_SUCCESS, STEP_FAILURE or STEP_SKIPPED."""
-    outcomes: dict[str, str] = {}
-    for event in result.all_events:
-        if event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
-            outcomes[event.step_key] = event.event_type_value
-    return outcomes
-
-
-def _result_outputs(result: dg.ExecuteInProcessResult, step_key: str) -> list[Any]:
-    return [
-        e.step_output_data
-        for e in result.all_events
-        if e.event_type_value == "STEP_OUTPUT"
-        and e.step_key == step_key
-        and e.step_output_data.output_name == "result"
-    ]
-
-
-def ran(result: dg.ExecuteInProcessResult, step_key: str) -> bool:
-    """True when the op produced a real `result`: not a skip marker, not stopped or failed."""
-    return any("skipped" not in out.metadata for out in _result_outputs(result, step_key))
-
-
-def skipped(result: dg.ExecuteInProcessResult, step_key: str) -> bool:
-    """True when the op emitted a skip marker (`when` false, or a skipped upstream)."""
-    return any("skipped" in out.metadata for out in _result_outputs(result, step_key))
-
-
-@contextlib.contextmanager
-def serve_http(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
-    """A real HTTP server on a free loopback port, in a thread; yields its base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture(scope="session")

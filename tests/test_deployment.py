@@ -14,8 +14,8 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
-from tests.conftest import PROJECT_ROOT
-from yaml_compiler import compile_file
+from tests.support.compiling import compile_file
+from tests.support.paths import PROJECT_ROOT
 
 HELM_SCHEMA = PROJECT_ROOT.parent / "shared" / "dagster-helm" / "values.schema.json"
 PINS = {

@@ -22,16 +22,12 @@ import dagster as dg
 import pytest
 import yaml
 
-from tests.conftest import serve_http
-from yaml_compiler import (
-    WORKFLOW_SUFFIXES,
-    CompiledWorkflow,
-    WorkflowCompileError,
-    compile_file,
-    compile_text,
-)
+from tests.support.compiling import CompiledWorkflow, compile_file, compile_text
+from tests.support.http_server import serve_http
+from tests.support.paths import PROJECT_ROOT
+from yaml_compiler import WORKFLOW_SUFFIXES, WorkflowCompileError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 DSL_DOC = ROOT / "docs" / "dsl.md"
 EXAMPLES = ROOT / "examples"
 ORIGINAL = EXAMPLES / "original"

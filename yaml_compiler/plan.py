@@ -9,19 +9,23 @@ from __future__ import annotations
 import difflib
 import heapq
 import itertools
-import re
 import zoneinfo
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster._core.definitions.utils import is_valid_name  # pinned with dagster
 from pydantic import ValidationError
 
-from resources.plugins import Plugin, PluginRegistry, default_registry
-from resources.plugins.base import PrepareError
+from maestro_common.durations import format_duration
+from maestro_common.values import PrepareError, is_template
+from yaml_compiler.catalog import PluginCatalog, StepPlugin
 from yaml_compiler.diagnostics import Diagnostic, FieldPath, WorkflowCompileError
-from yaml_compiler.durations import format_duration
+from yaml_compiler.names import (
+    FOR_EACH_SUFFIXES,
+    job_name_for,
+    node_name_for,
+    op_definition_name,
+)
 from yaml_compiler.source import SourceDocument
 from yaml_compiler.spec import (
     CompensationSpec,
@@ -33,24 +37,7 @@ from yaml_compiler.spec import (
     WorkflowSpec,
     param_value_matches,
 )
-from yaml_compiler.templating import (
-    References,
-    analyse_template,
-    expression_source,
-    is_template,
-)
-
-
-def op_name_for(step_id: str) -> str:
-    """Dagster names allow `[A-Za-z0-9_]` and no Python keyword or Dagster reserved word;
-    the original id stays in tags and descriptions."""
-    name = re.sub(r"[^A-Za-z0-9_]", "_", step_id)
-    return name if is_valid_name(name) else f"{name}_step"
-
-
-def job_name_for(workflow_name: str) -> str:
-    name = re.sub(r"[^A-Za-z0-9_]", "_", workflow_name)
-    return name if is_valid_name(name) else f"{name}_job"
+from yaml_compiler.templating import References, analyse_template, expression_source
 
 
 def schedule_names(spec: WorkflowSpec) -> list[str]:
@@ -68,7 +55,12 @@ class PlannedStep:
     """One step with everything resolved: id, plugin, edges, policies."""
 
     id: str
-    op_name: str
+    path: FieldPath
+    """Where the step is written in its file, e.g. `("stages", 1, "parallel", 0)`."""
+    node_name: str
+    """The step's node in the Dagster job graph (its step key): the id, made a Dagster name."""
+    op_def_name: str
+    """Its op definition's name, `<job>__<node>`: unique across the code location."""
     index: int
     stage: str | None
     name: str | None
@@ -92,6 +84,7 @@ class PlannedStep:
     uses_params: bool
     secrets: tuple[str, ...]
     line: int
+    column: int
     reads_run_start: bool = False
     has_independent_peers: bool = True  # see _steps_with_independent_peers
 
@@ -117,9 +110,20 @@ class WorkflowPlan:
     steps: tuple[PlannedStep, ...]  # topological order, ties broken by file order
     stages: tuple[PlannedStage, ...] = ()
     param_values: Mapping[str, Any] = field(default_factory=dict)
+    document: SourceDocument | None = field(default=None, compare=False, repr=False)
+    """The parsed file, for positioned messages about the plan (clashes, Dagster's checks)."""
 
     def step(self, step_id: str) -> PlannedStep:
         return next(s for s in self.steps if s.id == step_id)
+
+    def where(self, step: PlannedStep) -> str:
+        """`file:line` of a step, for messages that must lead back to the YAML."""
+        return f"{self.source_file}:{step.line}"
+
+    def diagnostic(self, path: FieldPath, message: str) -> Diagnostic:
+        if self.document is None:
+            return Diagnostic(self.source_file, 1, 1, ".".join(map(str, path)), message)
+        return self.document.diagnostic(path, message)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready, deterministic view: what `maestro plan --format json` prints."""
@@ -171,7 +175,7 @@ def _duration(seconds: float | None) -> str | None:
 def _step_dict(step: PlannedStep) -> dict[str, Any]:
     return {
         "id": step.id,
-        "op": step.op_name,
+        "op": step.node_name,
         "name": step.name,
         "stage": step.stage,
         "plugin": step.plugin,
@@ -255,7 +259,7 @@ class _Draft:
     id: str
     index: int
     stage: str | None
-    plugin: Plugin | None = None
+    plugin: StepPlugin | None = None
     params: dict[str, Any] = field(default_factory=dict)
     after: list[str] = field(default_factory=list)
     refs: References = field(default_factory=References)
@@ -268,14 +272,19 @@ class _Draft:
         return self.read_at.get(upstream)
 
 
+CronCheck = Callable[[str], bool]
+"""Whether a cron string is one the scheduler runs: Dagster's own test, passed in by the
+backend and the CLI (the core imports no Dagster). Without one, crons are not checked here."""
+
+
 def plan_workflow(
     doc: SourceDocument,
-    registry: PluginRegistry | None = None,
+    registry: PluginCatalog,
     param_overrides: Mapping[str, Any] | None = None,
+    cron_check: CronCheck | None = None,
 ) -> WorkflowPlan:
     """Validate, resolve and check a workflow; raises WorkflowCompileError with every problem."""
     spec = validate_spec(doc)
-    registry = registry or default_registry()
     problems: list[Diagnostic] = []
     drafts, stages = _flatten(spec)
     by_id = _check_ids(drafts, doc, problems)
@@ -286,23 +295,26 @@ def plan_workflow(
         if draft.spec.compensation is not None:
             _check_compensation(draft, registry, doc, problems)
     _check_outputs(drafts, spec, doc, problems)
-    _check_schedules(spec, doc, problems)
+    _check_schedules(spec, doc, problems, cron_check)
     param_values = _resolve_param_values(spec, param_overrides or {}, doc, problems)
     if not problems:
         order = _topological_order(drafts, doc, problems)
     if problems:
         raise WorkflowCompileError(problems)
     with_peers = _steps_with_independent_peers(drafts, order)
+    job_name = job_name_for(spec.name)
     planned = tuple(
-        _planned(drafts[i], spec, doc.position(drafts[i].path)[0], i in with_peers) for i in order
+        _planned(drafts[i], spec, job_name, doc.position(drafts[i].path), i in with_peers)
+        for i in order
     )
     return WorkflowPlan(
         spec=spec,
         source_file=doc.filename,
-        job_name=job_name_for(spec.name),
+        job_name=job_name,
         steps=planned,
         stages=stages,
         param_values=param_values,
+        document=doc,
     )
 
 
@@ -342,7 +354,7 @@ def _check_ids(
     drafts: list[_Draft], doc: SourceDocument, problems: list[Diagnostic]
 ) -> dict[str, _Draft]:
     by_id: dict[str, _Draft] = {}
-    op_names: dict[str, str] = {}
+    node_names: dict[str, str] = {}
     for draft in drafts:
         if draft.id in by_id:
             first = by_id[draft.id]
@@ -354,31 +366,31 @@ def _check_ids(
                 )
             )
             continue
-        base = op_name_for(draft.id)
-        # A for_each step also owns its fan-out and collect ops (see build.py).
-        suffixes = ("", "__items", "__collect") if draft.spec.for_each is not None else ("",)
-        for op_name in (base + suffix for suffix in suffixes):
-            if op_name in op_names:
+        base = node_name_for(draft.id)
+        # A for_each step also owns its fan-out and collect nodes (see backend/job.py).
+        suffixes = ("", *FOR_EACH_SUFFIXES) if draft.spec.for_each is not None else ("",)
+        for node_name in (base + suffix for suffix in suffixes):
+            if node_name in node_names:
                 problems.append(
                     doc.diagnostic(
                         (*draft.path, "id"),
-                        f"step id {draft.id!r} and {op_names[op_name]!r} both become Dagster op "
-                        f"{op_name!r}: rename one",
+                        f"step id {draft.id!r} and {node_names[node_name]!r} both become "
+                        f"Dagster op {node_name!r}: rename one",
                     )
                 )
                 break
-        for op_name in (base + suffix for suffix in suffixes):
-            op_names.setdefault(op_name, draft.id)
+        for node_name in (base + suffix for suffix in suffixes):
+            node_names.setdefault(node_name, draft.id)
         by_id[draft.id] = draft
     return by_id
 
 
-def _unknown_plugin_message(name: str, registry: PluginRegistry) -> str:
+def _unknown_plugin_message(name: str, registry: PluginCatalog) -> str:
     return f"unknown plugin {name!r}; known plugins: {', '.join(registry.names())}"
 
 
 def _resolve_plugin(
-    draft: _Draft, registry: PluginRegistry, doc: SourceDocument, problems: list[Diagnostic]
+    draft: _Draft, registry: PluginCatalog, doc: SourceDocument, problems: list[Diagnostic]
 ) -> None:
     plugin = registry.get(draft.spec.run)
     if plugin is None:
@@ -393,19 +405,18 @@ def _resolve_plugin(
 
 
 def _validated_params(
-    plugin: Plugin,
+    plugin: StepPlugin,
     raw: dict[str, Any],
     path: FieldPath,
     doc: SourceDocument,
     problems: list[Diagnostic],
 ) -> dict[str, Any]:
     """Check `with` against the plugin's model; fields holding templates are checked at run time."""
-    if plugin.prepare is not None:
-        try:
-            raw = plugin.prepare(raw, doc.folder)
-        except PrepareError as exc:
-            problems.append(doc.diagnostic((*path, exc.field), str(exc)))
-            return raw
+    try:
+        raw = plugin.prepare(raw, doc.folder)
+    except PrepareError as exc:
+        problems.append(doc.diagnostic((*path, exc.field), str(exc)))
+        return raw
     try:
         plugin.params_model.model_validate(raw)
     except ValidationError as exc:
@@ -570,7 +581,7 @@ def _check_outputs(
 
 
 def _check_compensation(
-    draft: _Draft, registry: PluginRegistry, doc: SourceDocument, problems: list[Diagnostic]
+    draft: _Draft, registry: PluginCatalog, doc: SourceDocument, problems: list[Diagnostic]
 ) -> None:
     compensation = draft.spec.compensation
     assert compensation is not None
@@ -584,20 +595,27 @@ def _check_compensation(
     _validated_params(plugin, dict(compensation.with_), (*path, "with"), doc, problems)
 
 
-def _check_schedules(spec: WorkflowSpec, doc: SourceDocument, problems: list[Diagnostic]) -> None:
-    from dagster._utils.schedules import is_valid_cron_string
+def schedule_path(spec_value: Any, index: int) -> FieldPath:
+    """Where schedule `index` is written: `schedule[i]`, or `schedule` for a single one."""
+    if isinstance(spec_value, dict) and isinstance(spec_value.get("schedule"), list):
+        return ("schedule", index)
+    return ("schedule",)
 
+
+def _check_schedules(
+    spec: WorkflowSpec,
+    doc: SourceDocument,
+    problems: list[Diagnostic],
+    cron_check: CronCheck | None,
+) -> None:
+    """Names, time zones, params, and the cron strings by the scheduler's own test."""
     seen: set[str] = set()
     for index, (schedule, name) in enumerate(zip(spec.schedule, schedule_names(spec), strict=True)):
-        path: FieldPath = (
-            ("schedule", index)
-            if "schedule" in doc.value and isinstance(doc.value["schedule"], list)
-            else ("schedule",)
-        )
+        path = schedule_path(doc.value, index)
         if name in seen:
             problems.append(doc.diagnostic((*path, "name"), f"duplicate schedule name {name!r}"))
         seen.add(name)
-        if not is_valid_cron_string(schedule.cron):
+        if cron_check is not None and not cron_check(schedule.cron):
             problems.append(doc.diagnostic(path, f"invalid cron string {schedule.cron!r}"))
         if schedule.timezone:
             try:
@@ -716,16 +734,23 @@ def _steps_with_independent_peers(drafts: list[_Draft], order: list[int]) -> set
 
 
 def _planned(
-    draft: _Draft, spec: WorkflowSpec, line: int, has_independent_peers: bool
+    draft: _Draft,
+    spec: WorkflowSpec,
+    job_name: str,
+    position: tuple[int, int],
+    has_independent_peers: bool,
 ) -> PlannedStep:
     step = draft.spec
     defaults = spec.defaults
     plugin = draft.plugin
     assert plugin is not None
     data_refs = tuple(sorted(draft.refs.steps))
+    node_name = node_name_for(draft.id)
     return PlannedStep(
         id=draft.id,
-        op_name=op_name_for(draft.id),
+        path=draft.path,
+        node_name=node_name,
+        op_def_name=op_definition_name(job_name, node_name),
         index=draft.index,
         stage=draft.stage,
         name=step.name,
@@ -750,7 +775,8 @@ def _planned(
         tags=dict(step.tags),
         uses_params="params" in draft.refs.scopes,
         secrets=tuple(sorted(draft.refs.secrets)),
-        line=line,
+        line=position[0],
+        column=position[1],
         reads_run_start="started_at" in draft.refs.run_fields,
         has_independent_peers=has_independent_peers,
     )

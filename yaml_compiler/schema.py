@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema
 
-from resources.plugins import Plugin, PluginRegistry, default_registry
-from resources.plugins.base import scalar_texts
-from yaml_compiler.durations import parse_duration
+from maestro_common.durations import parse_duration
+from maestro_common.values import scalar_texts
+from yaml_compiler.catalog import PluginCatalog, StepPlugin
 from yaml_compiler.spec import (
     SEMVER,
     WorkflowSpec,
@@ -88,7 +88,7 @@ def _add_millis_alias(model: Schema, field: str, alias: str) -> None:
 
 def _or_shorthand(model: Schema, *shorthands: Schema) -> Schema:
     """The object form or a shorthand; title and description stay on top for editors."""
-    top = {key: model.pop(key) for key in ("title", "description") if key in model}
+    top: Schema = {key: model.pop(key) for key in ("title", "description") if key in model}
     return {**top, "anyOf": [model, *shorthands]}
 
 
@@ -202,7 +202,7 @@ def _rewritten_fields(model: type[BaseModel]) -> set[str]:
     return fields
 
 
-def _plugin_params(plugin: Plugin, defs: Schema) -> Schema:
+def _plugin_params(plugin: StepPlugin, defs: Schema) -> Schema:
     """The plugin's `with` schema; nested models land in the shared $defs under a prefix."""
     prefix = f"plugin.{plugin.name}."
     model = plugin.params_model
@@ -217,7 +217,7 @@ def _plugin_params(plugin: Plugin, defs: Schema) -> Schema:
     return _with_templates(schema)
 
 
-def _plugin_rules(registry: PluginRegistry, defs: Schema, run_key: str, with_key: str) -> list:
+def _plugin_rules(registry: PluginCatalog, defs: Schema, run_key: str, with_key: str) -> list:
     """`if run is NAME then with follows NAME's parameters`, for every name and alias."""
     rules = []
     for name in registry.names():
@@ -237,7 +237,7 @@ def _plugin_rules(registry: PluginRegistry, defs: Schema, run_key: str, with_key
     return rules
 
 
-def _add_plugins(root: Schema, registry: PluginRegistry) -> None:
+def _add_plugins(root: Schema, registry: PluginCatalog) -> None:
     """Plugin parameter schemas in $defs, selected by `run` on steps and compensations."""
     defs = root["$defs"]
     for plugin in registry:
@@ -255,11 +255,11 @@ def _add_plugins(root: Schema, registry: PluginRegistry) -> None:
     )
 
 
-def workflow_json_schema(registry: PluginRegistry | None = None) -> Schema:
+def workflow_json_schema(registry: PluginCatalog) -> Schema:
     """The JSON Schema of a workflow file, with the installed plugins' parameters."""
     generated = WorkflowSpec.model_json_schema(by_alias=True, schema_generator=_DslJsonSchema)
     _apply_shorthands(generated)
-    _add_plugins(generated, registry or default_registry())
+    _add_plugins(generated, registry)
     return {
         "$schema": SCHEMA_DIALECT,
         "$id": SCHEMA_ID,

@@ -18,8 +18,8 @@ from pydantic import (
     model_validator,
 )
 
-from resources.plugins.base import TextMap
-from yaml_compiler.durations import parse_duration
+from maestro_common.durations import parse_duration
+from maestro_common.values import TextMap
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """Seconds; written in YAML as `500ms`, `30s`, `5m`, `2h` or a number."""

@@ -19,6 +19,8 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
+from maestro_common.values import is_template
+
 _READ_BY_KEY = {
     # Reading these whole would hide which steps (edges) and secrets a step uses.
     "steps": "read a step's output by id, e.g. steps.fetch.output",
@@ -52,10 +54,6 @@ def _environment(finalize: Callable[[Any], Any] | None = None) -> ImmutableSandb
 ENV = _environment()
 SHELL_ENV = _environment(finalize=lambda value: shlex.quote(str(value)))
 """Renders every `{{ }}` output shell-quoted, for `shell: true` command strings."""
-
-
-def is_template(value: object) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 def expression_source(text: str) -> str:
@@ -114,7 +112,9 @@ def _analyse(source: str, *, expression: bool) -> References:
     for name_node in tree.find_all(nodes.Name):
         if name_node.ctx == "load" and name_node.name not in declared:
             refs.scopes.add(name_node.name)
-    accesses = list(tree.find_all((nodes.Getattr, nodes.Getitem)))
+    accesses: list[nodes.Getattr | nodes.Getitem] = list(
+        tree.find_all((nodes.Getattr, nodes.Getitem))
+    )
     for node in accesses:
         _record_access(node, refs, declared)
     bases = {id(node.node) for node in accesses}

@@ -33,11 +33,11 @@ from resources.artifacts.store import (
     TenantAccessError,
     pointer_key,
 )
+from resources.run_tags import DEFAULT_TENANT, TENANT_TAG, WORKFLOW_TAG
 from resources.sentinels import SENTINEL_KEY, is_skipped
 
 ENV_LOCATION = "MAESTRO_ARTIFACTS"
 ENV_S3_ENDPOINT = "MAESTRO_S3_ENDPOINT_URL"
-DEFAULT_TENANT = "default"
 
 NOT_LOADED = {SENTINEL_KEY: "not_loaded"}
 """What a gate input (`needs_<op>`) receives for an upstream that ran: its value is not read."""
@@ -71,13 +71,17 @@ def open_backend(
     fsync: bool = True,
     s3_multipart_threshold: int = MULTIPART_THRESHOLD,
     s3_part_size: int = PART,
+    s3: Any = None,
 ) -> Backend:
-    """`s3://bucket/prefix` through dagster-aws's S3Resource, anything else a local folder."""
+    """`s3://bucket/prefix` through dagster-aws's S3Resource (`s3`, else one made from the
+    endpoint and region), anything else a local folder."""
     if location.startswith("s3://"):
-        from dagster_aws.s3 import S3Resource  # boto3 only when S3 is used
+        if s3 is None:
+            from dagster_aws.s3 import S3Resource  # boto3 only when S3 is used
 
+            s3 = S3Resource(endpoint_url=s3_endpoint_url, region_name=s3_region_name)
         bucket, prefix = split_s3_uri(location)
-        client = S3Resource(endpoint_url=s3_endpoint_url, region_name=s3_region_name).get_client()
+        client = s3.get_client()
         return S3Backend(client, bucket, prefix, s3_multipart_threshold, s3_part_size)
     return LocalBackend(location, fsync=fsync)
 
@@ -94,7 +98,7 @@ def _run_tags(context: dg.InputContext | dg.OutputContext) -> Mapping[str, str]:
 
 
 def _tenant(run_tags: Mapping[str, str]) -> str:
-    return run_tags.get("maestro/tenant", DEFAULT_TENANT)
+    return run_tags.get(TENANT_TAG, DEFAULT_TENANT)
 
 
 def _op_tags(context: dg.OutputContext) -> Mapping[str, str]:
@@ -160,7 +164,7 @@ class ContentAddressedIOManager(dg.IOManager):
             media_type=stored.media_type,
             serializer=stored.serializer,
             tenant=tenant,
-            workflow=run_tags.get("maestro/workflow", op_tags.get("maestro/workflow", "")),
+            workflow=run_tags.get(WORKFLOW_TAG, op_tags.get(WORKFLOW_TAG, "")),
             job=job,
             run_id=run_id,
             step_id=op_tags.get("maestro/step_id", step_key),
@@ -292,11 +296,17 @@ class ArtifactsIOManager(dg.ConfigurableIOManagerFactory):
     """Content-addressed storage for every step output: local folder or S3.
 
     `location`: a folder or `s3://bucket/prefix`; empty means `MAESTRO_ARTIFACTS`, else
-    `$DAGSTER_HOME/artifacts`. S3 goes through dagster-aws's S3Resource (credentials from the
-    usual AWS environment), `s3_endpoint_url` for SeaweedFS/MinIO.
+    `$DAGSTER_HOME/artifacts`. S3 goes through dagster-aws's `S3Resource`, a resource
+    dependency (`s3`; `resources.defaults` binds it), or one made from `s3_endpoint_url` and
+    `s3_region_name` (credentials from the usual AWS environment).
     """
 
     location: str = Field(default="", description="Folder or s3://bucket/prefix.")
+    s3: dg.ConfigurableResource | None = Field(
+        default=None,
+        description="dagster_aws.s3.S3Resource for s3:// locations (typed loosely so that a "
+        "local-only code location does not import boto3).",
+    )
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint (SeaweedFS...).")
     s3_region_name: str | None = Field(default=None, description="S3 region.")
     fsync: bool = Field(
@@ -323,6 +333,7 @@ class ArtifactsIOManager(dg.ConfigurableIOManagerFactory):
             self.fsync,
             self.s3_multipart_threshold,
             self.s3_part_size,
+            self.s3,
         )
         return ArtifactStore(backend)
 

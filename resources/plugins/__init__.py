@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Iterator
 from importlib.metadata import entry_points
+from typing import Any
 
 from resources.plugins.base import (
     BudgetExceededError,
@@ -12,6 +13,7 @@ from resources.plugins.base import (
     PluginNotInstalledError,
     PluginParams,
     PolicyDeniedError,
+    ReservedPlugin,
     RunInfo,
     StepContext,
     StepError,
@@ -26,7 +28,7 @@ from resources.plugins.reserved import RESERVED
 from resources.plugins.shell import SHELL
 
 ENTRY_POINT_GROUP = "maestro.plugins"
-BUILTIN_PLUGINS: tuple[Plugin, ...] = (
+BUILTIN_PLUGINS: tuple[Plugin[Any], ...] = (
     SHELL,
     HTTP_REQUEST,
     PYTHON,
@@ -45,6 +47,7 @@ __all__ = [
     "PluginParams",
     "PluginRegistry",
     "PolicyDeniedError",
+    "ReservedPlugin",
     "RunInfo",
     "StepContext",
     "StepError",
@@ -56,21 +59,21 @@ __all__ = [
 class PluginRegistry:
     """Looks plugins up by name or alias; later registrations replace reserved names."""
 
-    def __init__(self, plugins: Iterable[Plugin] = ()):
-        self._plugins: dict[str, Plugin] = {}
+    def __init__(self, plugins: Iterable[Plugin[Any]] = ()):
+        self._plugins: dict[str, Plugin[Any]] = {}
         self._names: dict[str, str] = {}
         for plugin in plugins:
             self.register(plugin)
 
-    def register(self, plugin: Plugin) -> None:
+    def register(self, plugin: Plugin[Any]) -> None:
         existing = self._plugins.get(plugin.name)
-        if existing is not None and existing.run is not None and plugin.run is not None:
+        if existing is not None and existing.reserved_for is None and plugin.reserved_for is None:
             raise ValueError(f"plugin {plugin.name!r} is registered twice")
         self._plugins[plugin.name] = plugin
         for name in (plugin.name, *plugin.aliases):
             self._names[name] = plugin.name
 
-    def get(self, name: str) -> Plugin | None:
+    def get(self, name: str) -> Plugin[Any] | None:
         canonical = self._names.get(name)
         return self._plugins[canonical] if canonical else None
 
@@ -78,14 +81,17 @@ class PluginRegistry:
         """Every accepted name, aliases included, sorted."""
         return sorted(self._names)
 
-    def __iter__(self) -> Iterator[Plugin]:
+    def __iter__(self) -> Iterator[Plugin[Any]]:
         return iter(sorted(self._plugins.values(), key=lambda p: p.name))
 
 
-def _entry_point_plugins() -> list[Plugin]:
-    plugins = []
+def _entry_point_plugins() -> list[Plugin[Any]]:
+    """Each entry point names a Plugin instance, or a Plugin subclass to instantiate."""
+    plugins: list[Plugin[Any]] = []
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         loaded = entry_point.load()
+        if isinstance(loaded, type) and issubclass(loaded, Plugin):
+            loaded = loaded()
         if not isinstance(loaded, Plugin):
             raise TypeError(
                 f"entry point {entry_point.name!r} in {ENTRY_POINT_GROUP} is not a Plugin"

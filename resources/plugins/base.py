@@ -1,32 +1,47 @@
-"""The plugin contract: a pydantic params model plus a function of (params, StepContext)."""
+"""The plugin contract: a class over its params model, with `run` and optional hooks.
+
+    class Echo(Plugin[EchoParams]):
+        name = "echo"
+        description = "Return the step's parameters as its output."
+        params_model = EchoParams
+
+        def run(self, params: EchoParams, ctx: StepContext) -> dict[str, Any]:
+            return params.model_dump()
+
+`prepare` runs at compile time on the raw `with` block (pure: split a command, find a prompt
+template), `render` at run time (e.g. shell-quoting), `estimate_cost` before the call (the
+budget and the policy see it), `models_for` names every model a call may reach.
+"""
 
 from __future__ import annotations
 
+import abc
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
+from maestro_common.values import PrepareError
 
-def scalar_text(value: Any) -> Any:
-    """YAML numbers and booleans as the text a user meant (`true`, not `True`)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value) if isinstance(value, (int, float)) else value
-
-
-def scalar_texts(value: Any) -> Any:
-    if not isinstance(value, dict):
-        return value
-    return {key: scalar_text(item) for key, item in value.items()}
-
-
-TextMap = Annotated[dict[str, str], BeforeValidator(scalar_texts)]
-"""Environment variables, headers, tags: `PORT: 8080` is text, not a type error."""
+__all__ = [
+    "BudgetExceededError",
+    "Plugin",
+    "PluginNotInstalledError",
+    "PluginParams",
+    "PolicyDeniedError",
+    "PrepareError",
+    "Renderer",
+    "ReservedPlugin",
+    "RunInfo",
+    "StepContext",
+    "StepError",
+    "StepLogger",
+    "StepTimeoutError",
+]
 
 
 class PluginParams(BaseModel):
@@ -52,14 +67,6 @@ class StepError(Exception):
         if kind is not None:
             self.kind = kind
         self.metadata = metadata
-
-
-class PrepareError(ValueError):
-    """A plugin's compile-time check failed on one field of `with`."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
 
 
 class StepTimeoutError(StepError):
@@ -123,34 +130,78 @@ class StepContext:
             return None
         return max(0.0, self.deadline - time.monotonic())
 
+    def resource(self, key: str, kind: str) -> Any:
+        """The Dagster resource `key` the plugin declared, or a step error that names it."""
+        found = self.resources.get(key)
+        if found is None:
+            raise StepError(f"{kind} steps need the `{key}` resource")
+        return found
 
-PluginFunction = Callable[[Any, StepContext], Any]
-ParamsRenderer = Callable[[Mapping[str, Any], Callable[..., Any]], dict[str, Any]]
+
+class Renderer(Protocol):
+    """Renders one value of `with` against the step's template scope."""
+
+    def __call__(self, value: Any, shell_quoted: bool = False) -> Any: ...
 
 
-@dataclass(frozen=True)
-class Plugin:
-    """A named step implementation. `run=None` marks a name reserved for a plugin to come."""
+P = TypeVar("P", bound=BaseModel)
 
-    name: str
-    params_model: type[BaseModel]
-    run: PluginFunction | None
-    description: str
-    aliases: tuple[str, ...] = ()
-    resource_keys: frozenset[str] = frozenset()
-    prepare: Callable[[dict[str, Any], Path | None], dict[str, Any]] | None = None
-    """Compile-time check and rewrite of the raw `with` block (pure), given the workflow file's
-    folder: e.g. splitting a shell command, finding a prompt template."""
-    render: ParamsRenderer | None = None
-    """Custom rendering of `with` at run time, e.g. shell-quoting values for `shell: true`."""
-    pending: str | None = None
-    """For reserved names: what will provide the implementation."""
-    estimate_cost: Callable[[Any, StepContext], float] | None = None
-    """Upper bound of what a call with these params will spend (USD), asked before it runs:
-    the budget check refuses the step when this exceeds what is left."""
-    default_pool: str | None = None
+
+class Plugin(abc.ABC, Generic[P]):
+    """A named step implementation over its params model `P`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    params_model: type[P]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    resource_keys: ClassVar[frozenset[str]] = frozenset()
+    """Dagster resources the step's op requires; the plugin finds them in `ctx.resources`."""
+    default_pool: ClassVar[str | None] = None
     """The Dagster concurrency pool of this plugin's steps when a step names none (a scarce
     host such as an Ollama server: the instance's pool limit caps how many run at once)."""
-    models_for: Callable[[Any, StepContext], list[str]] | None = None
-    """Every model a call with these params may reach, resource-level fallbacks included
-    (asked before it runs: `maestro.step` checks each against the tenant's allowed models)."""
+    reserved_for: ClassVar[str | None] = None
+    """Set on a name kept for a plugin to come: what will provide it (see ReservedPlugin)."""
+
+    def prepare(self, raw: dict[str, Any], workflow_dir: Path | None) -> dict[str, Any]:
+        """Compile time: check and rewrite the raw `with` block (pure); raise PrepareError."""
+        return raw
+
+    def render(self, raw: Mapping[str, Any], render: Renderer) -> dict[str, Any]:
+        """Run time: render the templates of `with` (before `params_model` validates it)."""
+        return {key: render(value) for key, value in raw.items()}
+
+    def parse(self, rendered: Any) -> P:
+        return self.params_model.model_validate(rendered)
+
+    @abc.abstractmethod
+    def run(self, params: P, ctx: StepContext) -> Any:
+        """Do the step's work; return its output (JSON). Raise StepError to fail it."""
+
+    def estimate_cost(self, params: P, ctx: StepContext) -> float:
+        """Upper bound of what a call with these params will spend (USD), asked before it runs:
+        the budget check refuses the step when this exceeds what is left. Plugins that spend
+        override it (see `metered`)."""
+        return 0.0
+
+    def models_for(self, params: P, ctx: StepContext) -> list[str]:
+        """Every model a call with these params may reach, resource-level fallbacks included
+        (asked before it runs: `maestro.step` checks each against the tenant's models)."""
+        return []
+
+    @property
+    def metered(self) -> bool:
+        """True when the plugin may spend money: it overrides `estimate_cost`."""
+        return type(self).estimate_cost is not Plugin.estimate_cost
+
+    def __repr__(self) -> str:
+        return f"<plugin {self.name}>"
+
+
+class ReservedPlugin(Plugin[P]):
+    """A name reserved for a plugin that ships later: its parameters are validated now, so
+    workflows written today compile; running such a step fails with "not installed yet"."""
+
+    def run(self, params: P, ctx: StepContext) -> Any:
+        raise PluginNotInstalledError(
+            f"plugin {self.name!r} is not installed yet ({self.reserved_for} provides it)"
+        )

@@ -13,13 +13,13 @@ class EchoParams(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-def run_echo(params: EchoParams, ctx: StepContext) -> dict[str, Any]:
-    return params.model_dump()
+class Echo(Plugin[EchoParams]):
+    name = "echo"
+    description = "Return the step's parameters as its output."
+    params_model = EchoParams
+
+    def run(self, params: EchoParams, ctx: StepContext) -> dict[str, Any]:
+        return params.model_dump()
 
 
-ECHO = Plugin(
-    name="echo",
-    params_model=EchoParams,
-    run=run_echo,
-    description="Return the step's parameters as its output.",
-)
+ECHO = Echo()

@@ -6,14 +6,9 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from resources.plugins.base import (
-    Plugin,
-    PluginParams,
-    StepContext,
-    StepError,
-    StepTimeoutError,
-    TextMap,
-)
+from maestro_common.durations import parse_duration
+from maestro_common.values import TextMap, is_template
+from resources.plugins.base import Plugin, PluginParams, StepContext, StepError, StepTimeoutError
 
 
 class HttpParams(PluginParams):
@@ -34,20 +29,17 @@ class HttpParams(PluginParams):
     @model_validator(mode="before")
     @classmethod
     def _durations(cls, data: Any) -> Any:
-        # Imported here: yaml_compiler imports this package, so a top-level import would make
-        # `import resources.plugins` (before yaml_compiler) fail on a circular import.
-        from yaml_compiler.durations import parse_duration
-
         timeout = data.get("timeout") if isinstance(data, dict) else None
         # A template is checked after rendering, at run time; parsing it now would reject it.
-        if isinstance(timeout, str) and "{{" not in timeout and "{%" not in timeout:
+        if isinstance(timeout, str) and not is_template(timeout):
             data = {**data, "timeout": parse_duration(data["timeout"])}
         if isinstance(data, dict) and isinstance(data.get("method"), str):
             data = {**data, "method": data["method"].upper()}
         return data
 
 
-def run_http(params: HttpParams, ctx: StepContext) -> dict[str, Any]:
+def request(params: HttpParams, ctx: StepContext) -> dict[str, Any]:
+    """One call, within what is left of the step's time."""
     import httpx  # here, not at the top: it pulls in rich and pygments, slowing the code location
 
     remaining = ctx.remaining()
@@ -95,10 +87,14 @@ def run_http(params: HttpParams, ctx: StepContext) -> dict[str, Any]:
     }
 
 
-HTTP_REQUEST = Plugin(
-    name="http.request",
-    aliases=("api.request",),
-    params_model=HttpParams,
-    run=run_http,
-    description="Make an HTTP request; output status, headers and JSON or text.",
-)
+class HttpRequest(Plugin[HttpParams]):
+    name = "http.request"
+    aliases = ("api.request",)
+    description = "Make an HTTP request; output status, headers and JSON or text."
+    params_model = HttpParams
+
+    def run(self, params: HttpParams, ctx: StepContext) -> dict[str, Any]:
+        return request(params, ctx)
+
+
+HTTP_REQUEST = HttpRequest()

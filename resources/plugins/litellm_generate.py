@@ -9,7 +9,6 @@ API keys redacted. litellm is imported on the first call, never at import time.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,17 @@ from typing import Any
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
+from maestro_common.durations import parse_duration
+from maestro_common.values import PrepareError, is_template
 from resources.litellm_resource import DEFAULT_OUTPUT_TOKENS, LiteLLMClient, Price
 from resources.plugins.base import (
     BudgetExceededError,
     Plugin,
     PluginParams,
-    PrepareError,
     StepContext,
     StepError,
 )
+from resources.plugins.json_output import parse_json_output
 from resources.plugins.prompts import (
     BUILTIN_DIR,
     PromptTemplate,
@@ -87,10 +88,6 @@ def prepare_generate(raw: dict[str, Any], workflow_dir: Path | None = None) -> d
         field = given[1] if len(given) > 1 else "prompt"
         problem = "only one of" if given else "one of"
         raise PrepareError(field, f"give {problem} prompt, prompt_template or messages")
-    # here: yaml_compiler imports plugins
-    from yaml_compiler.durations import parse_duration
-    from yaml_compiler.templating import is_template
-
     timeout = raw.get("timeout")
     if timeout is not None and not is_template(timeout):
         try:
@@ -203,15 +200,11 @@ def _sampling(params: LiteLLMParams) -> dict[str, Any]:
 
 
 def _client(ctx: StepContext) -> LiteLLMClient:
-    resource = ctx.resources.get(RESOURCE_KEY)
-    if resource is None:
-        raise StepError("litellm.generate needs the `litellm` resource (LiteLLMResource)")
-    return resource.client()
+    client: LiteLLMClient = ctx.resource(RESOURCE_KEY, "litellm.generate").client()
+    return client
 
 
 def _timeout(params: LiteLLMParams, ctx: StepContext) -> float | None:
-    from yaml_compiler.durations import parse_duration
-
     limits = []
     if params.timeout is not None:
         limits.append(parse_duration(params.timeout))
@@ -319,30 +312,6 @@ def _complete(
     raise last
 
 
-def _parse_json(text: str, response_format: dict[str, Any] | None) -> Any:
-    import jsonschema
-
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StepError(
-            f"the model did not answer with JSON ({exc.msg} at character {exc.pos})",
-            kind="invalid_output",
-        ) from exc
-    schema = ((response_format or {}).get("json_schema") or {}).get("schema")
-    if schema is not None:
-        error = jsonschema.exceptions.best_match(
-            jsonschema.validators.validator_for(schema)(schema).iter_errors(value)
-        )
-        if error is not None:
-            where = "/".join(str(p) for p in error.path) or "<root>"
-            raise StepError(
-                f"the model's JSON does not match response_format: {where}: {error.message}",
-                kind="invalid_output",
-            )
-    return value
-
-
 def run_generate(params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
     client = _client(ctx)
     litellm = client.litellm
@@ -370,8 +339,8 @@ def run_generate(params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
             client, params, messages, sampling, _timeout(params, ctx)
         )
     except Exception as exc:
-        message = ctx.redact(client.redact(str(exc)))
-        raise StepError(message, kind=_error_kind(exc), model=params.model) from None
+        error = ctx.redact(client.redact(str(exc)))
+        raise StepError(error, kind=_error_kind(exc), model=params.model) from None
     latency = round((time.perf_counter() - started) * 1000, 3)
     choice = response.choices[0]
     text = choice.message.content or ""
@@ -402,7 +371,8 @@ def run_generate(params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
         output["tool_calls"] = [call.model_dump() for call in tool_calls]
     response_format = sampling.get("response_format")
     if response_format is not None:
-        output["json"] = _parse_json(text, response_format)
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        output["json"] = parse_json_output(text, schema, "response_format")
     if not priced:
         ctx.log.warning(f"litellm: no price known for {group}: cost_usd is 0")
     ctx.log.info(
@@ -422,14 +392,24 @@ def models_for_generate(params: LiteLLMParams, ctx: StepContext) -> list[str]:
     return _client(ctx).reachable_models(params.model, params.fallbacks)
 
 
-LITELLM_GENERATE = Plugin(
-    name="litellm.generate",
-    aliases=("litellm", "llm.generate"),
-    params_model=LiteLLMParams,
-    run=run_generate,
-    description="Generate text with LiteLLM (routing, fallbacks, cost, templates, cache).",
-    resource_keys=frozenset({RESOURCE_KEY}),
-    prepare=prepare_generate,
-    estimate_cost=estimate_generate_cost,
-    models_for=models_for_generate,
-)
+class LiteLLMGenerate(Plugin[LiteLLMParams]):
+    name = "litellm.generate"
+    aliases = ("litellm", "llm.generate")
+    description = "Generate text with LiteLLM (routing, fallbacks, cost, templates, cache)."
+    params_model = LiteLLMParams
+    resource_keys = frozenset({RESOURCE_KEY})
+
+    def prepare(self, raw: dict[str, Any], workflow_dir: Path | None) -> dict[str, Any]:
+        return prepare_generate(raw, workflow_dir)
+
+    def run(self, params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
+        return run_generate(params, ctx)
+
+    def estimate_cost(self, params: LiteLLMParams, ctx: StepContext) -> float:
+        return estimate_generate_cost(params, ctx)
+
+    def models_for(self, params: LiteLLMParams, ctx: StepContext) -> list[str]:
+        return models_for_generate(params, ctx)
+
+
+LITELLM_GENERATE = LiteLLMGenerate()

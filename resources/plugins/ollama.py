@@ -11,21 +11,23 @@ run against the host at once.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from maestro_common.values import PrepareError, is_template
 from resources.ollama_resource import OllamaResource, ServerModel, ServerState, full_name
-from resources.plugins.base import Plugin, PluginParams, PrepareError, StepContext, StepError
+from resources.plugins.base import Plugin, PluginParams, StepContext, StepError
+from resources.plugins.json_output import parse_json_output
 
 RESOURCE_KEY = "ollama"
 POOL = "ollama"
 MIB = 1024 * 1024
 Placement = Literal["gpu", "cpu", "split", "unknown"]
+OllamaKind = Literal["generate", "chat"]
 
 
 class OllamaParams(PluginParams):
@@ -115,39 +117,29 @@ def choose_models(
 # ---------------------------------------------------------------- compile time
 
 
-def _prepare(kind: Literal["generate", "chat"]):
-    def prepare(raw: dict[str, Any], workflow_dir: Path | None = None) -> dict[str, Any]:
-        given = [k for k in ("prompt", "messages") if raw.get(k) is not None]
-        if len(given) != 1:
-            field = given[1] if len(given) > 1 else "prompt"
-            raise PrepareError(field, "give exactly one of prompt or messages")
-        if kind == "generate" and "messages" in given:
-            raise PrepareError("messages", "ollama.generate takes a prompt; use ollama.chat")
-        if kind == "chat" and raw.get("template") is not None:
-            raise PrepareError("template", "ollama.chat has no template; use ollama.generate")
-        fmt = raw.get("format")
-        if isinstance(fmt, str) and fmt not in ("json", "") and "{{" not in fmt:
-            raise PrepareError("format", "format is `json` or a JSON Schema")
-        if isinstance(fmt, dict):
-            import jsonschema  # here: the code location does not pay for it unless needed
+def check_params(kind: OllamaKind, raw: dict[str, Any]) -> None:
+    """Compile time: one prompt source that fits the endpoint, and a usable `format`."""
+    given = [k for k in ("prompt", "messages") if raw.get(k) is not None]
+    if len(given) != 1:
+        field = given[1] if len(given) > 1 else "prompt"
+        raise PrepareError(field, "give exactly one of prompt or messages")
+    if kind == "generate" and "messages" in given:
+        raise PrepareError("messages", "ollama.generate takes a prompt; use ollama.chat")
+    if kind == "chat" and raw.get("template") is not None:
+        raise PrepareError("template", "ollama.chat has no template; use ollama.generate")
+    fmt = raw.get("format")
+    if isinstance(fmt, str) and fmt not in ("json", "") and not is_template(fmt):
+        raise PrepareError("format", "format is `json` or a JSON Schema")
+    if isinstance(fmt, dict):
+        import jsonschema  # here: the code location does not pay for it unless needed
 
-            try:
-                jsonschema.validators.validator_for(fmt).check_schema(fmt)
-            except jsonschema.SchemaError as exc:
-                raise PrepareError("format", f"not a valid JSON Schema: {exc.message}") from exc
-        return raw
-
-    return prepare
+        try:
+            jsonschema.validators.validator_for(fmt).check_schema(fmt)
+        except jsonschema.SchemaError as exc:
+            raise PrepareError("format", f"not a valid JSON Schema: {exc.message}") from exc
 
 
 # ---------------------------------------------------------------- the call
-
-
-def _resource(ctx: StepContext) -> OllamaResource:
-    resource = ctx.resources.get(RESOURCE_KEY)
-    if resource is None:
-        raise StepError("ollama steps need the `ollama` resource (OllamaResource)")
-    return resource
 
 
 def _messages(params: OllamaParams) -> list[dict[str, Any]]:
@@ -201,74 +193,46 @@ def _generate(
     return "".join(parts), final, len(parts)
 
 
-def _parse_format(text: str, fmt: Any) -> Any:
-    import jsonschema
-
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StepError(
-            f"the model did not answer with JSON: {exc.msg}", kind="invalid_output"
-        ) from None
-    if isinstance(fmt, dict):
-        error = jsonschema.exceptions.best_match(
-            jsonschema.validators.validator_for(fmt)(fmt).iter_errors(value)
-        )
-        if error is not None:
-            where = "/".join(str(p) for p in error.path) or "<root>"
-            raise StepError(
-                f"the model's JSON does not match format: {where}: {error.message}",
-                kind="invalid_output",
-            )
-    return value
-
-
 def _ms(nanoseconds: int | None) -> float | None:
     return None if nanoseconds is None else round(nanoseconds / 1e6, 3)
 
 
-def _runner(kind: Literal["generate", "chat"]):
-    def run(params: OllamaParams, ctx: StepContext) -> dict[str, Any]:
-        resource = _resource(ctx)
-        timeout = ctx.remaining()
-        client = resource.client(timeout=min(timeout, resource.timeout) if timeout else None)
-        try:
-            state = resource.state(client)
-        except Exception as exc:
-            raise StepError(
-                f"Ollama at {resource.base_url()} does not answer: {exc}", kind="connection"
-            ) from None
-        candidates = [params.model, *params.fallback_models]
-        choices, skipped = choose_models(
-            candidates, state, resource.gpu_memory_mb, params.require_gpu
-        )
-        for reason in skipped:
-            ctx.log.info(f"ollama: skipping {reason}")
-        if not choices:
-            kind_ = "gpu_unavailable" if params.require_gpu else "model_not_found"
-            raise StepError(
-                f"no usable Ollama model among {', '.join(candidates)}: " + "; ".join(skipped),
-                kind=kind_,
-            )
-        errors: list[str] = []
-        for choice in choices:
-            ctx.log.info(
-                f"ollama: {kind} with {choice.model} (expected placement: {choice.placement})"
-            )
-            try:
-                text, final, chunks = _generate(client, kind, choice.model, params, ctx)
-            except StepError:
-                raise
-            except Exception as exc:  # ResponseError (missing, 500), connection errors
-                errors.append(f"{choice.model}: {exc}")
-                ctx.log.warning(f"ollama: {choice.model} failed: {exc}")
-                continue
-            return _output(resource, client, choice, candidates, params, text, final, chunks, ctx)
+def run_ollama(kind: OllamaKind, params: OllamaParams, ctx: StepContext) -> dict[str, Any]:
+    """Pick a model that the server has and that fits, call it, fall back on failure."""
+    resource: OllamaResource = ctx.resource(RESOURCE_KEY, "ollama")
+    timeout = ctx.remaining()
+    client = resource.client(timeout=min(timeout, resource.timeout) if timeout else None)
+    try:
+        state = resource.state(client)
+    except Exception as exc:
         raise StepError(
-            "every Ollama model failed: " + "; ".join(errors + skipped), kind="server_error"
+            f"Ollama at {resource.base_url()} does not answer: {exc}", kind="connection"
+        ) from None
+    candidates = [params.model, *params.fallback_models]
+    choices, skipped = choose_models(candidates, state, resource.gpu_memory_mb, params.require_gpu)
+    for reason in skipped:
+        ctx.log.info(f"ollama: skipping {reason}")
+    if not choices:
+        kind_ = "gpu_unavailable" if params.require_gpu else "model_not_found"
+        raise StepError(
+            f"no usable Ollama model among {', '.join(candidates)}: " + "; ".join(skipped),
+            kind=kind_,
         )
-
-    return run
+    errors: list[str] = []
+    for choice in choices:
+        ctx.log.info(f"ollama: {kind} with {choice.model} (expected placement: {choice.placement})")
+        try:
+            text, final, chunks = _generate(client, kind, choice.model, params, ctx)
+        except StepError:
+            raise
+        except Exception as exc:  # ResponseError (missing, 500), connection errors
+            errors.append(f"{choice.model}: {exc}")
+            ctx.log.warning(f"ollama: {choice.model} failed: {exc}")
+            continue
+        return _output(resource, client, choice, candidates, params, text, final, chunks, ctx)
+    raise StepError(
+        "every Ollama model failed: " + "; ".join(errors + skipped), kind="server_error"
+    )
 
 
 def _output(
@@ -314,7 +278,8 @@ def _output(
         "done_reason": getattr(final, "done_reason", None),
     }
     if params.format:
-        output["json"] = _parse_format(text, params.format)
+        schema = params.format if isinstance(params.format, dict) else None
+        output["json"] = parse_json_output(text, schema, "format")
     ctx.log.info(
         f"ollama: {choice.model} ({placement}) answered: {output['eval_count']} tokens in "
         f"{output['total_duration_ms']} ms" + (f", ${cost:.6f}" if cost else "")
@@ -327,22 +292,34 @@ def _output(
     return output
 
 
-OLLAMA_GENERATE = Plugin(
-    name="ollama.generate",
-    aliases=("ollama",),
-    params_model=OllamaParams,
-    run=_runner("generate"),
-    description="Generate text with a local Ollama model (GPU-aware, fallback models).",
-    resource_keys=frozenset({RESOURCE_KEY}),
-    prepare=_prepare("generate"),
-    default_pool=POOL,
-)
-OLLAMA_CHAT = Plugin(
-    name="ollama.chat",
-    params_model=OllamaParams,
-    run=_runner("chat"),
-    description="Chat with a local Ollama model (GPU-aware, fallback models).",
-    resource_keys=frozenset({RESOURCE_KEY}),
-    prepare=_prepare("chat"),
-    default_pool=POOL,
-)
+class _Ollama(Plugin[OllamaParams]):
+    """The two Ollama endpoints differ only in `kind`."""
+
+    kind: ClassVar[OllamaKind]
+    params_model = OllamaParams
+    resource_keys = frozenset({RESOURCE_KEY})
+    default_pool = POOL
+
+    def prepare(self, raw: dict[str, Any], workflow_dir: Path | None) -> dict[str, Any]:
+        check_params(self.kind, raw)
+        return raw
+
+    def run(self, params: OllamaParams, ctx: StepContext) -> dict[str, Any]:
+        return run_ollama(self.kind, params, ctx)
+
+
+class OllamaGenerate(_Ollama):
+    name = "ollama.generate"
+    aliases = ("ollama",)
+    description = "Generate text with a local Ollama model (GPU-aware, fallback models)."
+    kind = "generate"
+
+
+class OllamaChat(_Ollama):
+    name = "ollama.chat"
+    description = "Chat with a local Ollama model (GPU-aware, fallback models)."
+    kind = "chat"
+
+
+OLLAMA_GENERATE = OllamaGenerate()
+OLLAMA_CHAT = OllamaChat()

@@ -49,17 +49,17 @@ def _parameter_names(function: Callable[..., Any]) -> set[str]:
         return set()
 
 
-def run_python(params: PythonParams, ctx: StepContext) -> Any:
-    function = resolve_callable(params.callable)
-    kwargs = dict(params.kwargs)
-    if "maestro_context" in _parameter_names(function):
-        kwargs["maestro_context"] = ctx
-    return function(*params.args, **kwargs)
+class PythonCall(Plugin[PythonParams]):
+    name = "python"
+    description = "Call a Python function by dotted path; its return value is the output."
+    params_model = PythonParams
+
+    def run(self, params: PythonParams, ctx: StepContext) -> Any:
+        function = resolve_callable(params.callable)
+        kwargs = dict(params.kwargs)
+        if "maestro_context" in _parameter_names(function):
+            kwargs["maestro_context"] = ctx
+        return function(*params.args, **kwargs)
 
 
-PYTHON = Plugin(
-    name="python",
-    params_model=PythonParams,
-    run=run_python,
-    description="Call a Python function by dotted path; its return value is the output.",
-)
+PYTHON = PythonCall()

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from resources.plugins.base import Plugin, PluginParams
+from resources.plugins.base import PluginParams, ReservedPlugin
 
 
 class ScrapeExtract(PluginParams):
@@ -28,13 +28,12 @@ class WebScraperParams(PluginParams):
     respect_robots_txt: bool = True
 
 
-RESERVED: tuple[Plugin, ...] = (
-    Plugin(
-        name="web_scraper",
-        aliases=("scrape",),
-        params_model=WebScraperParams,
-        run=None,
-        description="Crawl and extract pages with Scrapy.",
-        pending="the Scrapy plugin",
-    ),
-)
+class WebScraper(ReservedPlugin[WebScraperParams]):
+    name = "web_scraper"
+    aliases = ("scrape",)
+    description = "Crawl and extract pages with Scrapy."
+    params_model = WebScraperParams
+    reserved_for = "the Scrapy plugin"
+
+
+RESERVED: tuple[ReservedPlugin, ...] = (WebScraper(),)

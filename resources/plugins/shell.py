@@ -22,15 +22,14 @@ from typing import IO, Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from maestro_common.values import PrepareError, TextMap, scalar_text
 from resources.plugins.base import (
     Plugin,
     PluginParams,
-    PrepareError,
+    Renderer,
     StepContext,
     StepError,
     StepTimeoutError,
-    TextMap,
-    scalar_text,
 )
 
 _TEMPLATE_SPAN = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
@@ -121,7 +120,7 @@ def prepare_shell(raw: dict[str, Any], workflow_dir: Path | None = None) -> dict
         raise PrepareError("command", f"cannot split into arguments: {exc}") from exc
 
 
-def render_shell(raw: Mapping[str, Any], render: Callable[..., Any]) -> dict[str, Any]:
+def render_shell(raw: Mapping[str, Any], render: Renderer) -> dict[str, Any]:
     rendered = {key: render(value) for key, value in raw.items() if key != "command"}
     command = raw.get("command")
     if rendered.get("shell") is True and isinstance(command, str):
@@ -154,7 +153,8 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 
 def run_shell(params: ShellParams, ctx: StepContext) -> dict[str, Any]:
-    argv = ["/bin/sh", "-c", params.command] if params.shell else list(params.command)
+    command = params.command
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
     env = {**os.environ, **params.env}
     ctx.log.info(f"$ {shlex.join(ctx.redact(arg) for arg in argv)}")
     try:
@@ -195,13 +195,11 @@ def run_shell(params: ShellParams, ctx: StepContext) -> dict[str, Any]:
                 raise StepTimeoutError(f"command timed out and was stopped: {argv[0]}") from None
     for pump in pumps:
         pump.join(timeout=5)
-    result = {
-        "exit_code": process.returncode,
-        "stdout": "".join(out_tail) if params.tail_lines else "",
-        "stderr": "".join(err_tail) if params.tail_lines else "",
-    }
+    stdout = "".join(out_tail) if params.tail_lines else ""
+    stderr = "".join(err_tail) if params.tail_lines else ""
+    result = {"exit_code": process.returncode, "stdout": stdout, "stderr": stderr}
     if process.returncode != 0:
-        last = (result["stderr"] or result["stdout"]).strip().splitlines()[-3:]
+        last = (stderr or stdout).strip().splitlines()[-3:]
         detail = (": " + " | ".join(last)) if last else ""
         raise StepError(
             f"command exited with code {process.returncode}{detail}",
@@ -211,11 +209,19 @@ def run_shell(params: ShellParams, ctx: StepContext) -> dict[str, Any]:
     return result
 
 
-SHELL = Plugin(
-    name="shell",
-    params_model=ShellParams,
-    run=run_shell,
-    description="Run a command; non-zero exit fails the step.",
-    prepare=prepare_shell,
-    render=render_shell,
-)
+class Shell(Plugin[ShellParams]):
+    name = "shell"
+    description = "Run a command; non-zero exit fails the step."
+    params_model = ShellParams
+
+    def prepare(self, raw: dict[str, Any], workflow_dir: Path | None) -> dict[str, Any]:
+        return prepare_shell(raw, workflow_dir)
+
+    def render(self, raw: Mapping[str, Any], render: Renderer) -> dict[str, Any]:
+        return render_shell(raw, render)
+
+    def run(self, params: ShellParams, ctx: StepContext) -> dict[str, Any]:
+        return run_shell(params, ctx)
+
+
+SHELL = Shell()

@@ -2,56 +2,45 @@
 
 Every run is checked, whatever launched it (the gate, the UI, a schedule, `dagster job launch`):
 the first step of a run to reach its plugin makes the run's workflow decision and records it as
-the run's admission; a run the gate admitted reuses the gate's decision (its `maestro/decision_id`
-tag). Steps in other processes (multiprocess executor) find the admission in the store, and when
-two race the first insert wins for both (`PolicyStore.admit_run`). Per process, the admission is
-cached, so an in-process run asks the store once.
+the run's admission; a run the gate launched for a request (its `maestro/request_id` tag) reuses
+the gate's decision for that request, and only that one run may. Steps in other processes
+(multiprocess executor) find the admission in the store, and when two race the first insert wins
+for both (`PolicyStore.admit_run`). Per process, the admission is cached, so an in-process run
+asks the store once. The engine is the step's `policy` resource (PolicyEngineResource).
 """
 
 from __future__ import annotations
 
-import functools
-import os
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
+from resources.dagster_private import IN_PROGRESS_RUN_STATUSES
 from resources.plugins import PolicyDeniedError
-from resources.policy.engine import Decision, PolicyEngine, PolicySet, default_engine
+from resources.policy.engine import Decision, PolicyEngine, PolicyEngineResource
 from resources.policy.inputs import MODEL_KEYS, URL_KEYS, step_input, workflow_input
 from resources.policy.store import DecisionRecord, PolicyStore, period_start, store_for
-
-TENANT_TAG = "maestro/tenant"
-REQUEST_TAG = "maestro/request_id"
-DECISION_TAG = "maestro/decision_id"
-POLICY_VERSION_TAG = "maestro/policy_version"
-REQUESTER_TAG = "maestro/requester"
-COST_TAG = "maestro/cost_usd"
-
+from resources.run_tags import COST_TAG, REQUEST_TAG, TENANT_TAG
 
 _ADMISSIONS: dict[tuple[str, str], DecisionRecord] = {}  # (store url, run id) -> its decision
 _ADMISSIONS_LOCK = threading.Lock()
 
 
-@functools.cache
-def policy_data(directory: str | None = None) -> PolicySet:
-    """The local policy files: tenant budget periods, also when an OPA server decides."""
-    return PolicySet.load(directory)
+@dataclass(frozen=True)
+class WorkflowRef:
+    """Which workflow a decision is about: its name, its tenant and its environment."""
+
+    name: str
+    tenant: str
+    environment: str
 
 
-def tenant_settings(tenant: str) -> Mapping[str, Any]:
-    try:
-        return policy_data(os.environ.get("MAESTRO_POLICY_DIR") or None).tenants.get(tenant, {})
-    except (OSError, ValueError):
-        return {}
-
-
-def tenant_spend(store: PolicyStore, tenant: str) -> float:
+def tenant_spend(store: PolicyStore, policy: PolicyEngineResource, tenant: str) -> float:
     """What the tenant's steps have spent in its current budget period (the cost ledger)."""
-    period = str(tenant_settings(tenant).get("budget_period", "month"))
+    period = str(policy.tenant_settings(tenant).get("budget_period", "month"))
     return store.tenant_spend(tenant, period_start(period))
 
 
@@ -72,7 +61,7 @@ def denial_message(what: str, decision: Decision | DecisionRecord) -> str:
 
 def decide_workflow(
     *,
-    engine: PolicyEngine,
+    policy: PolicyEngineResource,
     store: PolicyStore,
     instance: dg.DagsterInstance,
     tenant: str,
@@ -88,9 +77,10 @@ def decide_workflow(
         environment=environment,
         requester=requester,
         workflow=summary,
-        tenant_spend_usd=tenant_spend(store, tenant),
+        tenant_spend_usd=tenant_spend(store, policy, tenant),
         active_runs=active_runs(instance, tenant, exclude=run_id),
     )
+    engine: PolicyEngine = policy.engine()
     decision = engine.decide("workflow", payload)
     decision_id = store.record_decision(
         decision,
@@ -104,24 +94,31 @@ def decide_workflow(
 
 
 def _gate_admission(
-    store: PolicyStore, tags: Mapping[str, str], spec: Any
-) -> tuple[str | None, str | None]:
-    """The gate's decision id when the run carries a valid one, else (None, why not)."""
-    decision_id = tags.get(DECISION_TAG)
-    if not decision_id:
+    context: dg.OpExecutionContext, store: PolicyStore, workflow: WorkflowRef
+) -> tuple[DecisionRecord | None, str | None]:
+    """The gate's decision for the request this run was launched for, when it admits this very
+    run; else (None, why not). Only the first run naming a request may use its admission."""
+    request_id = context.run.tags.get(REQUEST_TAG)
+    if not request_id:
         return None, None
-    record = store.decision(decision_id)
-    if record is None or record.kind != "workflow" or record.request_id is None:
-        return None, f"tag {DECISION_TAG}={decision_id} names no gate decision"
-    if tags.get(REQUEST_TAG) != record.request_id:
-        return None, f"tag {DECISION_TAG}={decision_id} was made for another request"
-    if not record.allow or record.tenant != spec.tenant or record.workflow != spec.name:
-        return None, f"tag {DECISION_TAG}={decision_id} does not admit this workflow"
-    return decision_id, None
+    request = store.request(request_id)
+    if request is None or request.decision_id is None:
+        return None, f"tag {REQUEST_TAG}={request_id} names no admitted request"
+    record = store.decision(request.decision_id)
+    if record is None or record.kind != "workflow" or not record.allow:
+        return None, f"request {request_id} was not admitted"
+    if record.tenant != workflow.tenant or record.workflow != workflow.name:
+        return None, f"request {request_id} does not admit this workflow"
+    if not store.claim_request_run(request_id, context.run_id):
+        return None, f"request {request_id} was admitted for another run"
+    return record, None
 
 
 def admit_run(
-    context: dg.OpExecutionContext, spec: Any, summary: Mapping[str, Any]
+    context: dg.OpExecutionContext,
+    policy: PolicyEngineResource,
+    workflow: WorkflowRef,
+    summary: Mapping[str, Any],
 ) -> DecisionRecord:
     """The run's `maestro.workflow` decision, made once per run; raises when it denies."""
     instance = context.instance
@@ -130,11 +127,13 @@ def admit_run(
     admission = _ADMISSIONS.get(key)
     if admission is None:
         with _ADMISSIONS_LOCK:
-            admission = _ADMISSIONS.get(key) or _admission(context, store, spec, summary)
+            admission = _ADMISSIONS.get(key) or _admission(
+                context, store, policy, workflow, summary
+            )
             _ADMISSIONS[key] = admission
     if not admission.allow:
         raise PolicyDeniedError(
-            denial_message(f"workflow {spec.name!r} for this run", admission),
+            denial_message(f"workflow {workflow.name!r} for this run", admission),
             policy_decision_id=admission.id,
             policy_version=admission.policy_version,
             policy_reasons="\n".join(admission.reasons),
@@ -143,45 +142,47 @@ def admit_run(
 
 
 def _admission(
-    context: dg.OpExecutionContext, store: PolicyStore, spec: Any, summary: Mapping[str, Any]
+    context: dg.OpExecutionContext,
+    store: PolicyStore,
+    policy: PolicyEngineResource,
+    workflow: WorkflowRef,
+    summary: Mapping[str, Any],
 ) -> DecisionRecord:
     record = store.run_admission(context.run_id)
-    if record is None:
+    if record is not None:
+        return record
+    gate_record, problem = _gate_admission(context, store, workflow)
+    if gate_record is not None:
+        decision_id = gate_record.id
+    else:
         tags = context.run.tags
-        decision_id, problem = _gate_admission(store, tags, spec)
-        if decision_id is None:
-            engine = default_engine()
-            _, decision_id = decide_workflow(
-                engine=engine,
-                store=store,
-                instance=context.instance,
-                tenant=tags.get(TENANT_TAG, spec.tenant),
-                environment=spec.environment,
-                requester=tags.get(REQUESTER_TAG) or tags.get("dagster/user") or "run",
-                summary=summary,
-                run_id=context.run_id,
-            )
-            if problem:
-                context.log.warning(f"{problem}: the run's own decision applies")
-        winner = store.admit_run(context.run_id, decision_id)
-        record = store.decision(winner)
-        assert record is not None
-        if winner == decision_id and tags.get(DECISION_TAG) != decision_id:
-            context.instance.add_run_tags(
-                context.run_id,
-                {DECISION_TAG: decision_id, POLICY_VERSION_TAG: record.policy_version},
-            )
-        context.log.info(
-            f"policy maestro.workflow: {'allow' if record.allow else 'deny'} "
-            f"(decision {record.id}, policy {record.policy_version})"
+        _, decision_id = decide_workflow(
+            policy=policy,
+            store=store,
+            instance=context.instance,
+            tenant=tags.get(TENANT_TAG, workflow.tenant),
+            environment=workflow.environment,
+            requester=tags.get("dagster/user") or "run",
+            summary=summary,
+            run_id=context.run_id,
         )
-    return record
+        if problem:
+            context.log.warning(f"{problem}: the run's own decision applies")
+    winner = store.admit_run(context.run_id, decision_id)
+    admitted = store.decision(winner)
+    assert admitted is not None
+    context.log.info(
+        f"policy maestro.workflow: {'allow' if admitted.allow else 'deny'} "
+        f"(decision {admitted.id}, policy {admitted.policy_version})"
+    )
+    return admitted
 
 
 def check_step(
     context: dg.OpExecutionContext,
+    policy: PolicyEngineResource,
     *,
-    spec: Any,
+    workflow: WorkflowRef,
     step_id: str,
     plugin: str,
     params: Any,
@@ -197,15 +198,15 @@ def check_step(
     has a period budget: free steps make no ledger query.
     """
     store = store_for(context.instance)
-    tenant = spec.tenant
-    metered = estimated_cost_usd > 0 and "max_budget_usd" in tenant_settings(tenant)
-    spend = tenant_spend(store, tenant) if metered else 0.0
+    tenant = workflow.tenant
+    metered = estimated_cost_usd > 0 and "max_budget_usd" in policy.tenant_settings(tenant)
+    spend = tenant_spend(store, policy, tenant) if metered else 0.0
     fields = {k: getattr(params, k) for k in (*URL_KEYS, *MODEL_KEYS) if hasattr(params, k)}
     payload = step_input(
         tenant=tenant,
         run_tenant=context.run.tags.get(TENANT_TAG, tenant),
-        environment=spec.environment,
-        workflow=spec.name,
+        environment=workflow.environment,
+        workflow=workflow.name,
         run_id=context.run_id,
         step_id=step_id,
         plugin=plugin,
@@ -217,12 +218,12 @@ def check_step(
         tenant_spend_usd=spend,
         reachable_models=reachable_models,
     )
-    engine = default_engine()
+    engine = policy.engine()
     decision = engine.decide("step", payload)
     decision_id = store.record_decision(
         decision,
         tenant=tenant,
-        workflow=spec.name,
+        workflow=workflow.name,
         engine=engine.name,
         run_id=context.run_id,
         step_id=step_id,
@@ -237,13 +238,15 @@ def check_step(
     return decision, decision_id
 
 
-def record_cost(context: dg.OpExecutionContext, spec: Any, step_id: str, cost_usd: float) -> None:
+def record_cost(
+    context: dg.OpExecutionContext, workflow: WorkflowRef, step_id: str, cost_usd: float
+) -> None:
     """Add a step's spend to the tenant's ledger (what period budgets are checked against), and
     show the run's total so far as the run tag `maestro/cost_usd` in the UI."""
     total = store_for(context.instance).record_cost(
         run_id=context.run_id,
-        tenant=spec.tenant,
-        workflow=spec.name,
+        tenant=workflow.tenant,
+        workflow=workflow.name,
         step_id=step_id,
         cost_usd=cost_usd,
     )

@@ -7,6 +7,7 @@ fail closed: an engine that errors or times out answers deny, "policy engine una
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -92,8 +93,9 @@ class PolicySet:
 
     @classmethod
     def load(cls, directory: Path | str | None = None) -> PolicySet:
-        """Every *.rego (modules) and data/*.json (merged at the root of `data`)."""
-        root = Path(directory or os.environ.get("MAESTRO_POLICY_DIR") or DEFAULT_POLICY_DIR)
+        """Every *.rego (modules) and data/*.json (merged at the root of `data`); the shipped
+        `policies/` folder unless another is given."""
+        root = Path(directory or DEFAULT_POLICY_DIR)
         if not root.is_dir():
             raise FileNotFoundError(f"policy folder {root} does not exist")
         modules = {
@@ -317,45 +319,62 @@ class OpaServerPolicyEngine(PolicyEngine):
 
 # ---------------------------------------------------------------- the process's engine
 
-_ENGINES: dict[tuple[str, str, float], PolicyEngine] = {}
+_ENGINES: dict[tuple[str, str, float, str], PolicyEngine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
 def engine_for(
-    opa_url: str | None = None, policy_dir: str | None = None, timeout_s: float | None = None
+    opa_url: str | None = None,
+    policy_dir: str | None = None,
+    timeout_s: float | None = None,
+    token: str | None = None,
 ) -> PolicyEngine:
     """One engine per configuration per process: the policies compile once, not per step."""
     timeout = timeout_s if timeout_s is not None else DEFAULT_OPA_TIMEOUT_S
-    key = (opa_url or "", policy_dir or os.environ.get("MAESTRO_POLICY_DIR", ""), timeout)
+    key = (opa_url or "", policy_dir or "", timeout, token or "")
     engine = _ENGINES.get(key)
     if engine is None:
         with _ENGINES_LOCK:
             engine = _ENGINES.get(key)
             if engine is None:
                 if opa_url:
-                    engine = OpaServerPolicyEngine(opa_url, timeout)
+                    engine = OpaServerPolicyEngine(opa_url, timeout, token)
                 else:
                     engine = EmbeddedPolicyEngine(PolicySet.load(policy_dir))
                 _ENGINES[key] = engine
     return engine
 
 
-def default_engine(environ: Mapping[str, str] = os.environ) -> PolicyEngine:
-    """The engine the environment configures: OPA at MAESTRO_OPA_URL, else embedded."""
-    timeout = environ.get("MAESTRO_OPA_TIMEOUT_S")
-    return engine_for(environ.get("MAESTRO_OPA_URL") or None, None, float(timeout or 0) or None)
+@functools.cache
+def policy_files(directory: str | None = None) -> PolicySet:
+    """The local policy files, read once per process (tenant budget periods come from them,
+    also when an OPA server decides)."""
+    return PolicySet.load(directory)
 
 
 class PolicyEngineResource(dg.ConfigurableResource):
-    """The policy engine as a Dagster resource (the gate sensor uses it).
+    """The policy engine every step checks with, and the gate sensor admits requests with.
 
-    Leave `opa_url` empty for the embedded engine; set it (e.g. from MAESTRO_OPA_URL) to ask an
-    OPA server. Steps use the same configuration through the environment (see docs/policy.md).
+    Leave `opa_url` empty for the embedded engine over the Rego files in `policy_dir` (the
+    shipped `policies/` when empty); set it to ask an OPA server (its bearer token in
+    `opa_token`, bound with `dg.EnvVar`). `resources.defaults.default_resources` builds it
+    from MAESTRO_OPA_URL, MAESTRO_OPA_TOKEN, MAESTRO_POLICY_DIR and MAESTRO_OPA_TIMEOUT_S.
     """
 
     opa_url: str | None = None
+    opa_token: str | None = None
     policy_dir: str | None = None
     timeout_s: float = DEFAULT_OPA_TIMEOUT_S
 
     def engine(self) -> PolicyEngine:
-        return engine_for(self.opa_url or None, self.policy_dir, self.timeout_s)
+        return engine_for(self.opa_url or None, self.policy_dir, self.timeout_s, self.opa_token)
+
+    def policy_set(self) -> PolicySet:
+        return policy_files(self.policy_dir or None)
+
+    def tenant_settings(self, tenant: str) -> Mapping[str, Any]:
+        """The tenant's entry in the policy data (budget period, limits); {} when unreadable."""
+        try:
+            return self.policy_set().tenants.get(tenant, {})
+        except (OSError, ValueError):
+            return {}

@@ -1,71 +1,65 @@
 """The gate: run requests are enqueued durably, then admitted or refused by `maestro.workflow`.
 
-`submit` writes a request (status `pending`). `evaluate_requests` is what the
-`maestro_policy_gate` sensor does each tick: decide every pending request (allow -> `admitted`,
-deny -> `refused` with its reasons, concurrency only -> stays `pending`), and ask for one run per
-admitted request that has no run yet. Requests are never lost (the state is in the database, not
-the sensor's memory) and never run twice (run_key = request id, and a request whose run exists
-becomes `launched`), also when the daemon restarts between the two.
+`enqueue` writes a request (status `pending`; `maestro submit` compiles the file first).
+`evaluate_requests` is what the `maestro_policy_gate` sensor does each tick: decide every
+pending request (allow -> `admitted`, deny -> `refused` with its reasons, concurrency only ->
+stays `pending`), and ask for one run per admitted request that has no run yet. Requests are
+never lost (the state is in the database, not the sensor's memory) and never run twice
+(run_key = request id, and a request whose run exists becomes `launched`), also when the daemon
+restarts between the two.
 """
 
 from __future__ import annotations
 
 import getpass
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from resources.policy.enforce import (
-    DECISION_TAG,
-    POLICY_VERSION_TAG,
-    REQUEST_TAG,
-    REQUESTER_TAG,
-    TENANT_TAG,
-    decide_workflow,
+from resources.policy.enforce import decide_workflow
+from resources.policy.engine import PolicyEngineResource
+from resources.policy.store import (
+    ADMITTED,
+    LAUNCHED,
+    PENDING,
+    REFUSED,
+    PolicyStore,
+    RunRequest,
+    store_for,
 )
-from resources.policy.engine import PolicyEngine
-from resources.policy.inputs import workflow_summary
-from resources.policy.store import ADMITTED, LAUNCHED, PENDING, REFUSED, RunRequest, store_for
+from resources.run_tags import REQUEST_TAG, TENANT_TAG
 
 
-class SubmitError(ValueError):
-    """The workflow file or its params are not runnable: nothing was enqueued."""
+@dataclass(frozen=True)
+class GateWorkflow:
+    """A workflow the gate can launch: its Dagster job and what `maestro.workflow` sees."""
+
+    job_name: str
+    environment: str
+    summary: Mapping[str, Any]
 
 
-def submit(
-    path: Path | str,
+def enqueue(
     instance: dg.DagsterInstance,
     *,
-    tenant: str | None = None,
-    params: Mapping[str, Any] | None = None,
+    tenant: str,
+    workflow: str,
+    job_name: str,
+    source_file: str,
+    params: Mapping[str, Any],
     requester: str | None = None,
 ) -> str:
-    """Enqueue a run request for a workflow file; returns the request id.
-
-    The file is compiled now so a bad file or a missing param fails here, with its line, and not
-    in the sensor. The tenant defaults to the workflow's own `tenant:`.
-    """
-    from yaml_compiler import WorkflowCompileError, load_plan
-    from yaml_compiler.plan import param_value_problems
-
-    path = Path(path)
-    try:
-        plan = load_plan(path, param_overrides=dict(params or {}))
-    except WorkflowCompileError as exc:
-        raise SubmitError("\n".join(str(d) for d in exc.diagnostics)) from None
-    problems = param_value_problems(plan.spec.params, plan.param_values)
-    if problems:
-        raise SubmitError("; ".join(problems))
+    """Store a run request (status `pending`) for the sensor to decide; returns its id. The
+    caller has compiled the workflow and checked its params (`maestro submit`)."""
     return store_for(instance).add_request(
-        tenant=tenant or plan.spec.tenant,
+        tenant=tenant,
         requester=requester or _user(),
-        workflow=plan.spec.name,
-        job_name=plan.job_name,
-        source_file=str(path.resolve()),
-        params=dict(plan.param_values),
+        workflow=workflow,
+        job_name=job_name,
+        source_file=source_file,
+        params=dict(params),
     )
 
 
@@ -93,33 +87,27 @@ class GateTick:
 
 def evaluate_requests(
     instance: dg.DagsterInstance,
-    workflows: Mapping[str, Any],
-    engine: PolicyEngine,
+    workflows: Mapping[str, GateWorkflow],
+    policy: PolicyEngineResource,
+    unloadable: Mapping[str, Sequence[str]] | None = None,
 ) -> GateTick:
-    """One gate tick. `workflows`: Dagster job name -> CompiledWorkflow of this code location."""
+    """One gate tick. `workflows`: Dagster job name -> the workflows this code location has;
+    `unloadable`: workflow file -> the problems that kept it out of the code location."""
     store = store_for(instance)
     tick = GateTick()
     for request in store.requests([PENDING]):
-        compiled = workflows.get(request.job_name)
-        if compiled is None:
-            reasons = (
-                f"unknown_workflow: job {request.job_name!r} (from {request.source_file}) is "
-                "not in this code location",
-            )
-            if store.update_request(
-                request.id, status=REFUSED, from_statuses=[PENDING], reasons=reasons
-            ):
-                tick.refused.append((request.id, reasons))
+        gate_workflow = workflows.get(request.job_name)
+        if gate_workflow is None:
+            _refuse(store, tick, request.id, _not_loaded(request, unloadable or {}))
             continue
-        spec = compiled.plan.spec
         decision, decision_id = decide_workflow(
-            engine=engine,
+            policy=policy,
             store=store,
             instance=instance,
             tenant=request.tenant,
-            environment=spec.environment,
+            environment=gate_workflow.environment,
             requester=request.requester,
-            summary=workflow_summary(compiled.plan),
+            summary=gate_workflow.summary,
             request_id=request.id,
         )
         if decision.allow:
@@ -128,14 +116,8 @@ def evaluate_requests(
             )
         elif decision.retry_later:
             tick.waiting.append((request.id, decision.reasons))
-        elif store.update_request(
-            request.id,
-            status=REFUSED,
-            from_statuses=[PENDING],
-            decision_id=decision_id,
-            reasons=decision.reasons,
-        ):
-            tick.refused.append((request.id, decision.reasons))
+        else:
+            _refuse(store, tick, request.id, decision.reasons, decision_id)
     for request in store.requests([ADMITTED]):
         run_ids = instance.get_run_ids(filters=dg.RunsFilter(tags={REQUEST_TAG: request.id}))
         if run_ids:
@@ -144,21 +126,39 @@ def evaluate_requests(
             )
             tick.launched.append((request.id, run_ids[0]))
             continue
-        tick.run_requests.append(_run_request(store.decision(request.decision_id or ""), request))
+        tick.run_requests.append(
+            dg.RunRequest(
+                run_key=request.id,
+                job_name=request.job_name,
+                run_config={"params": dict(request.params)} if request.params else {},
+                tags={TENANT_TAG: request.tenant, REQUEST_TAG: request.id},
+            )
+        )
     return tick
 
 
-def _run_request(decision: Any, request: RunRequest) -> dg.RunRequest:
-    tags = {
-        TENANT_TAG: request.tenant,
-        REQUEST_TAG: request.id,
-        DECISION_TAG: request.decision_id or "",
-        POLICY_VERSION_TAG: decision.policy_version if decision is not None else "",
-        REQUESTER_TAG: request.requester,
-    }
-    return dg.RunRequest(
-        run_key=request.id,
-        job_name=request.job_name,
-        run_config={"params": dict(request.params)} if request.params else {},
-        tags=tags,
+def _not_loaded(request: RunRequest, unloadable: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    problems = unloadable.get(request.source_file)
+    if problems:
+        return (f"broken_workflow: {request.source_file} does not load: " + "; ".join(problems),)
+    return (
+        f"unknown_workflow: job {request.job_name!r} (from {request.source_file}) is "
+        "not in this code location",
     )
+
+
+def _refuse(
+    store: PolicyStore,
+    tick: GateTick,
+    request_id: str,
+    reasons: tuple[str, ...],
+    decision_id: str | None = None,
+) -> None:
+    if store.update_request(
+        request_id,
+        status=REFUSED,
+        from_statuses=[PENDING],
+        decision_id=decision_id,
+        reasons=reasons,
+    ):
+        tick.refused.append((request_id, reasons))

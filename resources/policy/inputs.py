@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -101,61 +100,6 @@ def step_input(
         "run": {"spend_usd": run_spend_usd, "budget_usd": run_budget_usd},
         "tenant_spend_usd": tenant_spend_usd,
     }
-
-
-def workflow_summary(plan: Any, registry: Any = None) -> dict[str, Any]:
-    """Name, version, plugins, models, secrets, step count, budget and estimated cost of a plan.
-
-    The estimate adds each plugin's `estimate_cost` for steps whose `with` has no templates
-    (the others are estimated again, rendered, when they run).
-    """
-    from resources.plugins import RunInfo, StepContext, default_registry
-
-    registry = registry or default_registry()
-    spec = plan.spec
-    workflow_dir = Path(plan.source_file).resolve().parent  # as the compiler's `prepare` saw it
-    plugins: list[str] = []
-    models: list[str] = []
-    secrets: set[str] = set(spec.secrets)
-    estimate = 0.0
-    for step in plan.steps:
-        if step.plugin not in plugins:
-            plugins.append(step.plugin)
-        models += [m for m in models_in(step.params) if "{{" not in m and m not in models]
-        secrets |= set(step.secrets)
-        plugin = registry.get(step.plugin)
-        if plugin is None or plugin.estimate_cost is None:
-            continue
-        try:
-            params = plugin.params_model.model_validate(dict(step.params))
-            ctx = StepContext(
-                step_id=step.id,
-                run=RunInfo("", spec.name, spec.tenant, spec.environment, ""),
-                log=_NullLog(),
-                workflow_dir=workflow_dir,
-            )
-            estimate += float(plugin.estimate_cost(params, ctx))
-        except Exception:
-            continue  # templated or unknowable before the run: checked per step instead
-    budget = spec.budget.max_cost_usd if spec.budget is not None else None
-    return {
-        "name": spec.name,
-        "version": spec.version,
-        "tenant": spec.tenant,
-        "plugins": sorted(plugins),
-        "models": sorted(models),
-        "secrets": sorted(secrets),
-        "step_count": len(plan.steps),
-        "budget_usd": budget,
-        "estimated_cost_usd": estimate,
-    }
-
-
-class _NullLog:
-    def info(self, msg: str) -> None: ...
-    def warning(self, msg: str) -> None: ...
-    def error(self, msg: str) -> None: ...
-    def debug(self, msg: str) -> None: ...
 
 
 def workflow_input(

@@ -216,12 +216,11 @@ class PolicyStore:
         and every step reads the winner, so a run has exactly one `maestro.workflow` decision.
         """
         values = {"run_id": run_id, "decision_id": decision_id, "created_at": time.time()}
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         with self.engine.begin() as conn:
-            conn.execute(insert(run_admissions).values(values).on_conflict_do_nothing())
+            conn.execute(dialect.insert(run_admissions).values(values).on_conflict_do_nothing())
             return conn.execute(
                 sa.select(run_admissions.c.decision_id).where(run_admissions.c.run_id == run_id)
             ).scalar_one()
@@ -337,6 +336,21 @@ class PolicyStore:
                 .values(values)
             )
         return result.rowcount == 1
+
+    def claim_request_run(self, request_id: str, run_id: str) -> bool:
+        """Bind a request to the one run that may use its admission: true for the first run
+        to ask (and for that run again), false for any other run naming the request."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                run_requests.update()
+                .where(run_requests.c.id == request_id)
+                .where(run_requests.c.run_id.is_(None))
+                .values(run_id=run_id, updated_at=time.time())
+            )
+            owner = conn.execute(
+                sa.select(run_requests.c.run_id).where(run_requests.c.id == request_id)
+            ).scalar()
+        return owner == run_id
 
 
 def _run_spend_query(run_id: str) -> sa.Select[Any]:

@@ -9,18 +9,24 @@ class PaidParams(PluginParams):
     price: float
 
 
-def paid_plugin(calls: list[str]) -> Plugin:
+class Paid(Plugin[PaidParams]):
     """`run: paid`: appends the step id to `calls` (so tests see which calls were made)."""
 
-    def run(params: PaidParams, ctx: StepContext) -> dict[str, float]:
-        calls.append(ctx.step_id)
+    name = "paid"
+    description = "Spends its price."
+    params_model = PaidParams
+
+    def __init__(self, calls: list[str]):
+        self.calls = calls
+
+    def run(self, params: PaidParams, ctx: StepContext) -> dict[str, float]:
+        self.calls.append(ctx.step_id)
         ctx.add_cost(params.price)
         return {"price": params.price}
 
-    return Plugin(
-        name="paid",
-        params_model=PaidParams,
-        run=run,
-        description="Spends its price.",
-        estimate_cost=lambda params, ctx: params.price,
-    )
+    def estimate_cost(self, params: PaidParams, ctx: StepContext) -> float:
+        return params.price
+
+
+def paid_plugin(calls: list[str]) -> Paid:
+    return Paid(calls)

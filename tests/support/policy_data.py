@@ -1,4 +1,4 @@
-"""Test policies: the shipped Rego with one more tenant, selected through MAESTRO_POLICY_DIR."""
+"""Test policies: the shipped Rego with one more tenant, as a policy resource for test jobs."""
 
 from __future__ import annotations
 
@@ -7,20 +7,20 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from resources.policy.engine import PolicySet
+from resources.policy.engine import PolicyEngineResource, PolicySet
 
 
-def use_policies_with_tenant(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, tenant: dict[str, Any]
-) -> Path:
-    """Copy the shipped policies, add `tenant` under `name`, and point the engines at the copy."""
+def policies_with_tenant(tmp_path: Path, name: str, tenant: dict[str, Any]) -> Path:
+    """Copy the shipped policies into `tmp_path/policies` and add `tenant` under `name`."""
     folder = tmp_path / "policies"
     shutil.copytree(PolicySet.load().directory, folder)
     tenants_file = folder / "data" / "tenants.json"
     data = json.loads(tenants_file.read_text())
     data["tenants"][name] = tenant
     tenants_file.write_text(json.dumps(data))
-    monkeypatch.setenv("MAESTRO_POLICY_DIR", str(folder))
     return folder
+
+
+def policy_with_tenant(tmp_path: Path, name: str, tenant: dict[str, Any]) -> PolicyEngineResource:
+    """The `policy` resource of a job whose engine knows one more tenant."""
+    return PolicyEngineResource(policy_dir=str(policies_with_tenant(tmp_path, name, tenant)))

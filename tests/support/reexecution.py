@@ -10,7 +10,7 @@ from __future__ import annotations
 import dagster as dg
 
 from resources.artifacts import ArtifactsIOManager
-from yaml_compiler import compile_file
+from tests.support.compiling import compile_file
 
 
 def workflow_job(path: str, location: str, endpoint_url: str | None = None) -> dg.JobDefinition:

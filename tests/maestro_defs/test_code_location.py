@@ -1,0 +1,304 @@
+"""The Dagster code location: what the UI, `dagster` CLI and daemon load."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import yaml
+
+from maestro_defs.workflows import build_definitions, load_workflows
+from tests.support.paths import PROJECT_ROOT
+from tests.support.ports import free_port
+
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return {**os.environ, "DAGSTER_HOME": str(home), **extra}
+
+
+def test_workspace_validates(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [DAGSTER, "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=PROJECT_ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "passed validation" in done.stderr + done.stdout
+
+
+def test_a_broken_workflow_fails_validation_with_file_line_and_message(tmp_path: Path) -> None:
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "good.yaml").write_text("name: good\nsteps:\n  - run: echo\n")
+    (folder / "broken.yaml").write_text(
+        "name: broken\nstages:\n  - name: s\n    steps:\n      - run: nope\n"
+    )
+    done = subprocess.run(
+        [DAGSTER, "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=PROJECT_ROOT,
+        env=_env(tmp_path, MAESTRO_WORKFLOWS_DIR=str(folder)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert f"{folder / 'broken.yaml'}:5:9: stages[0].steps[0].run: unknown plugin 'nope'" in (
+        done.stderr + done.stdout
+    )
+
+
+def test_loading_the_code_location_imports_neither_litellm_nor_scrapy() -> None:
+    probe = (
+        "import sys\n"
+        "from maestro_defs.definitions import defs\n"
+        "loaded = defs()\n"
+        "heavy = sorted(m for m in ('litellm', 'scrapy', 'twisted') if m in sys.modules)\n"
+        "print(len(loaded.jobs), heavy)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    count, heavy = done.stdout.strip().split(" ", 1)
+    assert int(count) >= 1
+    assert heavy == "[]"
+
+
+def test_llm_workflows_load_without_importing_llm_clients(tmp_path: Path) -> None:
+    """Compiling LLM steps (templates, response formats) must not import litellm or ollama:
+    their import happens inside a running step."""
+    (tmp_path / "llm.yaml").write_text(
+        "name: llm\nsteps:\n"
+        "  - run: litellm.generate\n"
+        "    with: {model: gpt-4o-mini, prompt_template: code_review, cache: true,\n"
+        "           response_format: {type: object, properties: {a: {type: string}}}}\n"
+        "  - run: ollama.chat\n"
+        "    with: {model: 'llama3.2:3b', prompt: hi, format: {type: object}}\n"
+    )
+    probe = (
+        "import sys\n"
+        "from maestro_defs.definitions import defs\n"
+        "loaded = defs()\n"
+        "names = ('litellm', 'ollama', 'openai', 'diskcache', 'redis')\n"
+        "print(len(loaded.jobs), sorted(m for m in names if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "MAESTRO_WORKFLOWS_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == "1 []"
+
+
+def test_every_problem_in_every_file_is_reported_together(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("name: a\nsteps:\n  - run: echo\n")
+    (tmp_path / "a2.yaml").write_text("name: a2\nsteps:\n  - run: nope\n")
+    (tmp_path / "b.yaml").write_text("name: b\nsteps:\n  - run: echo\n    depends_on: [ghost]\n")
+    (tmp_path / "c.yaml").write_text("name: a\nsteps:\n  - run: echo\n")
+    loaded = load_workflows([tmp_path])
+    messages = [str(d) for d in loaded.problems]
+    assert any(
+        m.startswith(f"{tmp_path / 'a2.yaml'}:3:5: steps[0].run: unknown plugin") for m in messages
+    )
+    assert any(
+        m.startswith(f"{tmp_path / 'b.yaml'}:4:18: steps[0].depends_on[0]") for m in messages
+    )
+    duplicate = f"{tmp_path / 'c.yaml'}:1:1: name: job 'a' is already defined by"
+    assert f"{duplicate} {tmp_path / 'a.yaml'}:1 (a)" in messages
+    assert [w.plan.spec.name for w in loaded.workflows] == ["a"]
+
+
+def test_definitions_carry_jobs_schedules_tags_retries_and_launchpad_params(tmp_path: Path) -> None:
+    (tmp_path / "nightly.yaml").write_text(
+        textwrap.dedent(
+            """
+            name: nightly-report
+            version: 2.1.0
+            tenant: acme
+            timeout: 1h
+            params:
+              region: {type: string, default: eu}
+              limit: {type: integer, required: true}
+            schedule:
+              - {cron: "0 2 * * *", params: {limit: 10}, timezone: Europe/Paris}
+            stages:
+              - name: fetch
+                steps:
+                  - id: pull
+                    run: echo
+                    retry: {max_attempts: 4, backoff: 2s, exponential: true}
+                    resources: {cpu: "2", memory: 4Gi}
+                    pool: reports
+                    with: {region: "{{ params.region }}", limit: "{{ params.limit }}"}
+            """
+        )
+    )
+    defs = build_definitions(load_workflows([tmp_path]))
+    job = defs.resolve_job_def("nightly_report")
+    assert job.tags["maestro/workflow"] == "nightly-report"
+    assert job.metadata["maestro/version"].value == "2.1.0"
+    assert job.tags["maestro/tenant"] == "acme"
+    assert job.tags["dagster/max_runtime"] == "3600"
+    op = job.graph.node_named("pull").definition
+    assert op.tags["maestro/stage"] == "fetch"
+    assert op.tags["maestro/plugin"] == "echo"
+    assert op.tags["maestro/cpu"] == "2"
+    assert op.pool == "reports"
+    assert op.retry_policy == dg.RetryPolicy(
+        max_retries=3, delay=2.0, backoff=dg.Backoff.EXPONENTIAL
+    )
+    params = job.run_config_schema.config_type.fields["params"]
+    assert params.is_required
+    assert set(params.config_type.fields) == {"region", "limit"}
+    assert params.config_type.fields["region"].default_value == "eu"
+    schedule = defs.resolve_schedule_def("nightly_report_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "Europe/Paris"
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance, run_config={"params": {"limit": 10}})
+    assert result.output_for_node("pull") == {"region": "eu", "limit": 10}
+
+
+def test_dagster_job_execute_runs_a_workflow_with_the_multiprocess_executor(
+    tmp_path: Path,
+) -> None:
+    """The `dagster` CLI path: a subprocess per step, parallel stage included."""
+    env = _env(tmp_path)
+    done = subprocess.run(
+        [
+            DAGSTER,
+            "job",
+            "execute",
+            "-m",
+            "maestro_defs.definitions",
+            "-a",
+            "defs",
+            "-j",
+            "maestro_demo",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        [run] = instance.get_runs()
+        assert run.job_name == "maestro_demo"
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags["maestro/workflow"] == "maestro-demo"
+        started = {
+            r.event_log_entry.step_key
+            for r in instance.get_records_for_run(
+                run.run_id, of_type=dg.DagsterEventType.STEP_START
+            ).records
+        }
+    assert {"python_version", "workdir", "summary", "greet_teams[2]"} <= started
+
+
+def test_a_launched_run_is_queued_then_run_by_the_daemon(tmp_path: Path) -> None:
+    """The UI's path: `dagster job launch` queues the run; the daemon dequeues and runs it."""
+    env = _env(tmp_path)
+    launch = subprocess.run(
+        [DAGSTER, "job", "launch", "-w", "workspace.yaml", "-j", "maestro_demo"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert launch.returncode == 0, launch.stderr[-3000:]
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            [run] = instance.get_runs()
+            assert run.status == dg.DagsterRunStatus.QUEUED or run.status.value.startswith("START")
+            deadline = time.monotonic() + 150
+            while time.monotonic() < deadline:
+                run = instance.get_run_by_id(run.run_id)
+                if run is not None and run.is_finished:
+                    break
+                time.sleep(1)
+            assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+
+
+def test_the_web_ui_serves_the_job_and_its_launchpad_params(tmp_path: Path) -> None:
+    """Ask the real webserver's GraphQL API what the UI shows: the job, its ops, its params."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("dagster-webserver")),
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=PROJECT_ROOT,
+        env=_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    selector = (
+        '{pipelineName: "maestro_demo", repositoryName: "__repository__", '
+        'repositoryLocationName: "maestro"}'
+    )
+    query = (
+        f"{{ pipelineOrError(params: {selector}) {{ ... on Pipeline {{ solids {{ name }} }} }} "
+        f"runConfigSchemaOrError(selector: {selector}) "
+        "{ ... on RunConfigSchema { rootDefaultYaml } } }"
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                answer = httpx.post(
+                    f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=10
+                ).json()["data"]
+                if answer["pipelineOrError"].get("solids"):
+                    break
+            except (httpx.HTTPError, KeyError, TypeError):
+                pass
+            assert time.monotonic() < deadline, "the webserver did not serve the job in time"
+            time.sleep(1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    ops = {solid["name"] for solid in answer["pipelineOrError"]["solids"]}
+    assert {"python_version", "workdir", "greet_teams__items", "greet_teams", "summary"} <= ops
+    assert yaml.safe_load(answer["runConfigSchemaOrError"]["rootDefaultYaml"]) == {
+        "params": {"shout": False, "teams": ["platform", "data", "ml"]}
+    }

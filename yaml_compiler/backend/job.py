@@ -1,0 +1,262 @@
+"""A checked WorkflowPlan becomes one Dagster job: one op per step, one input per upstream.
+
+Every step that does not fail emits its `result`: the plugin's output, or a skip marker when
+`when` was false or a step it depends on was skipped. Skipping is decided by the ops, as data:
+it follows `depends_on` and data edges (unless a step says `on_upstream_skip: run`) but never
+the stage order, so a later stage still runs. A failed or stopped step emits nothing, and
+Dagster skips everything downstream of it.
+
+Each op definition is named `<job>__<node>` (unique across the code location) and invoked in
+the graph under its node name, the step id, which is what the UI, logs and step keys show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from resources.artifacts.io_manager import DECLARED_OUTPUTS, INPUT_KIND
+from resources.dagster_private import DynamicCollectDependencyDefinition
+from resources.plugins import Plugin, PluginRegistry, default_registry
+from yaml_compiler.backend.describe import (
+    job_description,
+    job_metadata,
+    job_tags,
+    op_description,
+    op_tags,
+)
+from yaml_compiler.backend.policy_summary import workflow_summary
+from yaml_compiler.backend.run_config import OP_PARAMS_CONFIG, run_config_mapping
+from yaml_compiler.backend.runtime.execute import POLICY_RESOURCE
+from yaml_compiler.backend.runtime.ops import collect_body, fanout_body, mapped_body, step_body
+from yaml_compiler.backend.runtime.step import StepRuntime
+from yaml_compiler.names import FOR_EACH_SUFFIXES, op_definition_name
+from yaml_compiler.plan import PlannedStep, WorkflowPlan
+from yaml_compiler.spec import RetrySpec
+
+_RESULT = {
+    "result": dg.Out(
+        dg.Any,
+        is_required=False,
+        description="The step's output; a skip marker when the step was skipped.",
+    )
+}
+_WAIT_INPUT = dg.In(dg.Nothing)
+_VALUE_INPUT = dg.In(dg.Any)
+_GATE_INPUT = dg.In(dg.Any, metadata={INPUT_KIND: "gate"})
+"""`needs_<node>`: the IO manager answers "was it skipped?" from the pointer, without the value."""
+_JITTER = {True: dg.Jitter.PLUS_MINUS, "plus_minus": dg.Jitter.PLUS_MINUS, "full": dg.Jitter.FULL}
+_ITEMS, _COLLECT = FOR_EACH_SUFFIXES
+
+
+def _input_def(name: str) -> dg.In:
+    """`after_<node>` waits (Nothing), `needs_<node>` checks for a skip, `from_<node>` reads."""
+    if name.startswith("after_"):
+        return _WAIT_INPUT
+    return _GATE_INPUT if name.startswith("needs_") else _VALUE_INPUT
+
+
+def _result_out(step: PlannedStep) -> dict[str, dg.Out]:
+    """The step's `result`; with declared outputs, the IO manager materialises them as assets."""
+    if not step.outputs:
+        return _RESULT
+    declared = [
+        {"name": o.name, "asset_key": o.asset_key, **({"file": True} if o.path else {})}
+        for o in step.outputs
+    ]  # file outputs are stored by the op itself (runtime/outputs.py)
+    return {
+        "result": dg.Out(
+            dg.Any,
+            is_required=False,
+            description=_RESULT["result"].description,
+            metadata={DECLARED_OUTPUTS: dg.MetadataValue.json(declared)},
+        )
+    }
+
+
+def retry_policy(retry: RetrySpec | None) -> dg.RetryPolicy | None:
+    if retry is None or retry.max_attempts <= 1:
+        return None
+    return dg.RetryPolicy(
+        max_retries=retry.max_attempts - 1,
+        delay=retry.backoff,
+        backoff=dg.Backoff.EXPONENTIAL if retry.exponential else None,
+        jitter=_JITTER.get(retry.jitter),
+    )
+
+
+class _GraphBuilder:
+    """Accumulates node definitions and the dependency dict for one workflow."""
+
+    def __init__(self, plan: WorkflowPlan, registry: PluginRegistry, summary: Mapping[str, Any]):
+        self.plan = plan
+        self.registry = registry
+        self.node_defs: list[dg.OpDefinition] = []
+        self.deps: dict[dg.NodeInvocation, dict[str, Any]] = {}
+        self.exit_node: dict[str, str] = {}  # step id -> the node emitting its `result`
+        self.params_nodes: list[str] = []
+        self.summary = summary
+        self.by_id = {step.id: step for step in plan.steps}
+
+    def _edges_in(self, step: PlannedStep) -> dict[str, tuple[str, dg.DependencyDefinition]]:
+        """Input name -> (upstream step id, dependency), one input per upstream step.
+
+        A Dagster fan-in input runs as soon as one source arrives, which would start a step
+        after a partial failure upstream; one input each avoids that. `from_<node>` reads an
+        output the templates use; `needs_<node>` loads a `depends_on` output only to see
+        whether it was skipped; `after_<node>` (Nothing) only waits.
+        """
+        reads = set(step.data_refs)
+        gates = [u for u in step.depends_on if u not in reads and step.on_upstream_skip == "skip"]
+        waits = [
+            u
+            for u in dict.fromkeys((*step.after, *step.depends_on))
+            if u not in reads and u not in gates
+        ]
+        edges = [("after", u) for u in waits] + [("needs", u) for u in gates]
+        edges += [("from", u) for u in step.data_refs]
+        return {
+            f"{prefix}_{self.by_id[u].node_name}": (
+                u,
+                dg.DependencyDefinition(self.exit_node[u], "result"),
+            )
+            for prefix, u in edges
+        }
+
+    def _plugin(self, step: PlannedStep) -> Plugin[Any]:
+        plugin = self.registry.get(step.plugin)
+        assert plugin is not None, step.plugin
+        return plugin
+
+    def _runtime(self, step: PlannedStep, upstream_of: Mapping[str, str]) -> StepRuntime:
+        return StepRuntime(
+            step=step,
+            plugin=self._plugin(step),
+            workflow=self.plan.spec,
+            source_file=self.plan.source_file,
+            data_inputs={n: u for n, u in upstream_of.items() if n.startswith("from_")},
+            gate_inputs={n: u for n, u in upstream_of.items() if n.startswith("needs_")},
+            workflow_summary=self.summary,
+        )
+
+    def _config(self, step: PlannedStep, node: str) -> Any:
+        if not step.uses_params:
+            return None
+        self.params_nodes.append(node)
+        return OP_PARAMS_CONFIG
+
+    def add(self, step: PlannedStep) -> None:
+        edges = self._edges_in(step)
+        deps = {name: dependency for name, (_, dependency) in edges.items()}
+        runtime = self._runtime(step, {name: upstream for name, (upstream, _) in edges.items()})
+        file_outputs = any(o.path for o in step.outputs)
+        executing = {
+            "tags": op_tags(self.plan, step),
+            "required_resource_keys": {
+                *runtime.plugin.resource_keys,
+                POLICY_RESOURCE,
+                *(["io_manager"] if file_outputs else []),
+            },
+        }
+        node = step.node_name
+        if step.for_each is None:
+            self._add_node(
+                node,
+                step_body(runtime),
+                deps,
+                _result_out(step),
+                description=op_description(self.plan, step),
+                retry_policy=retry_policy(step.retry),
+                config_schema=self._config(step, node),
+                pool=step.pool,
+                **executing,
+            )
+            self.exit_node[step.id] = node
+            return
+        items_node, collect_node = node + _ITEMS, node + _COLLECT
+        data_deps = {k: v for k, v in deps.items() if k.startswith("from_")}
+        plain = {"tags": executing["tags"]}
+        self._add_node(
+            items_node,
+            fanout_body(runtime),
+            deps,
+            {"items": dg.DynamicOut(dg.Any, is_required=False)},
+            description=f"Fan-out of step `{step.id}`: one item per for_each value "
+            f"({self.plan.where(step)}).",
+            config_schema=self._config(step, items_node),
+            **plain,
+        )
+        self._add_node(
+            node,
+            mapped_body(runtime),
+            {"item": dg.DependencyDefinition(items_node, "items"), **data_deps},
+            _RESULT,
+            description=op_description(self.plan, step),
+            retry_policy=retry_policy(step.retry),
+            config_schema=self._config(step, node),
+            pool=step.pool,
+            **executing,
+        )
+        self._add_node(
+            collect_node,
+            collect_body(runtime),
+            {"results": DynamicCollectDependencyDefinition(node, "result")},
+            _result_out(step),
+            description=f"Collects the outputs of step `{step.id}` as a list.",
+            **plain,
+        )
+        self.exit_node[step.id] = collect_node
+
+    def _add_node(
+        self,
+        node: str,
+        compute: Any,
+        deps: Mapping[str, Any],
+        outs: Mapping[str, dg.Out],
+        **kwargs: Any,
+    ) -> None:
+        ins = {n: _input_def(n) for n in deps}
+        name = op_definition_name(self.plan.job_name, node)
+        self.node_defs.append(
+            dg.OpDefinition(compute_fn=compute, name=name, ins=ins, outs=dict(outs), **kwargs)
+        )
+        self.deps[dg.NodeInvocation(name, alias=node)] = dict(deps)
+
+
+def build_job(
+    plan: WorkflowPlan,
+    registry: PluginRegistry | None = None,
+    *,
+    summary: Mapping[str, Any] | None = None,
+    console_log_level: str | None = None,
+    resources: Mapping[str, Any] | None = None,
+) -> dg.JobDefinition:
+    """One Dagster job for one workflow plan.
+
+    `console_log_level` sets Dagster's console logger for runs of this job (the `maestro` CLI
+    turns it down to print its own progress); events reach the event log at every level.
+    `resources` binds resources to the job itself (tests); the code location binds them once
+    for every job through its Definitions instead. `summary`: the workflow's policy summary,
+    when the caller has it already.
+    """
+    registry = registry or default_registry()
+    summary = summary if summary is not None else workflow_summary(plan, registry)
+    builder = _GraphBuilder(plan, registry, summary)
+    for step in plan.steps:
+        builder.add(step)
+    graph = dg.GraphDefinition(
+        name=plan.job_name,
+        node_defs=builder.node_defs,
+        dependencies=builder.deps,
+        description=job_description(plan),
+    )
+    return graph.to_job(
+        name=plan.job_name,
+        tags=job_tags(plan),
+        config=run_config_mapping(plan, tuple(builder.params_nodes), console_log_level),
+        description=graph.description,
+        metadata=job_metadata(plan),
+        resource_defs=dict(resources) if resources else None,
+    )

@@ -1,0 +1,89 @@
+"""A step's output on its way out: JSON only, and the files it declared streamed into the store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from resources.plugins import StepError
+from yaml_compiler.backend.runtime.scope import StepConfigError, describe_error
+from yaml_compiler.backend.runtime.step import StepRuntime
+from yaml_compiler.templating import render_string
+
+
+def check_json(value: Any, step_id: str) -> None:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise StepError(f"step {step_id!r} returned a value that is not JSON: {exc}") from exc
+
+
+def resolve_output_path(rendered: str, params: Any) -> Path:
+    """A file output's path: relative ones resolve against the step's `cwd` (shell), else the
+    worker's working directory, i.e. where the command wrote them."""
+    cwd = getattr(params, "cwd", None)
+    path = Path(rendered).expanduser()
+    return path if path.is_absolute() else (Path(cwd) if cwd else Path.cwd()) / path
+
+
+def store_file_outputs(
+    context: dg.OpExecutionContext,
+    runtime: StepRuntime,
+    scope: Mapping[str, Any],
+    params: Any,
+    output: Any,
+) -> Any:
+    """Stream the files a step declared (`outputs: [{name, path}]`) into the content store;
+    the step's output gains `{name: {sha256, size, uri, media_type, serializer, path}}`."""
+    files = [o for o in runtime.step.outputs if o.path is not None]
+    if not files:
+        return output
+    step_id = runtime.step.id
+    if not isinstance(output, dict):
+        raise StepError(
+            f"step {step_id!r} declares file outputs but its plugin returned "
+            f"{type(output).__name__}, not a mapping to add them to",
+            kind="invalid_output",
+        )
+    writer = getattr(context.resources, "io_manager", None)
+    if not callable(getattr(writer, "store_file_output", None)):
+        raise StepConfigError(
+            f"step {step_id!r} declares file outputs: they need the content store "
+            "(io_manager = resources.artifacts.ArtifactsIOManager)"
+        )
+    stored = dict(output)
+    found: list[tuple[str, str, Path]] = []
+    for spec in files:
+        assert spec.path is not None and spec.asset_key is not None
+        if spec.name in stored:
+            raise StepError(
+                f"output {spec.name!r}: the plugin's output already has a key {spec.name!r}",
+                kind="invalid_output",
+            )
+        try:
+            rendered = render_string(spec.path, scope)
+        except Exception as exc:
+            raise StepConfigError(
+                f"output {spec.name!r}: template error in path: {describe_error(exc)}"
+            ) from exc
+        if not isinstance(rendered, str) or not rendered.strip():
+            raise StepConfigError(f"output {spec.name!r}: path rendered to {rendered!r}")
+        path = resolve_output_path(rendered, params)
+        if not path.is_file():
+            state = "is not a regular file" if path.exists() else "does not exist"
+            raise StepError(
+                f"output {spec.name!r}: step {step_id!r} succeeded but its file {rendered!r} "
+                f"({path}) {state}",
+                kind="invalid_output",
+                output=spec.name,
+                path=str(path),
+            )
+        found.append((spec.name, spec.asset_key, path))
+    for name, asset_key, path in found:  # every file is there: nothing is stored half-way
+        stored[name] = writer.store_file_output(context, name, asset_key, path)  # type: ignore[union-attr]
+        context.log.info(f"stored file output {name!r}: {path} ({stored[name]['size']} bytes)")
+    return stored

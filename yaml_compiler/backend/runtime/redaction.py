@@ -1,0 +1,45 @@
+"""Secret values never reach a log line, an event or an error message."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+
+class Redactor:
+    """Replaces secret values with `***` in anything that may reach a log or an event."""
+
+    def __init__(self, secret_names: tuple[str, ...], environ: Mapping[str, str] = os.environ):
+        forms: set[str] = set()
+        for value in (environ.get(name, "") for name in secret_names):
+            # The value as written, as a shell command quotes it, and line by line (output
+            # and error messages are handled a line at a time).
+            forms |= {value, shlex.quote(value)}
+            forms |= {line.strip() for line in value.splitlines()}
+        self._values = sorted((f for f in forms if len(f) >= 3), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for value in self._values:
+            text = text.replace(value, "***")
+        return text
+
+
+class RedactingLog:
+    """A step's Dagster log, with every message redacted (the plugin's `ctx.log`)."""
+
+    def __init__(self, log: Any, redact: Redactor):
+        self._log, self._redact = log, redact
+
+    def info(self, msg: str) -> None:
+        self._log.info(self._redact(msg))
+
+    def warning(self, msg: str) -> None:
+        self._log.warning(self._redact(msg))
+
+    def error(self, msg: str) -> None:
+        self._log.error(self._redact(msg))
+
+    def debug(self, msg: str) -> None:
+        self._log.debug(self._redact(msg))
