@@ -107,11 +107,12 @@ def _noop(context, inputs: Mapping[str, Any]) -> Iterator[dg.Output]:  # type: i
 def build_direct(steps: list[GenStep]) -> dg.JobDefinition:
     """The same nodes, inputs, outputs and edges as Maestro's job, written with Dagster's API.
 
-    Mirrors yaml_compiler/build.py: one input per upstream step, all wired to its `result`:
-    `after_<op>` (Nothing) for stage order, `needs_<op>` for depends_on, `from_<op>` for data.
+    Mirrors yaml_compiler/backend/job.py: one input per upstream step, all wired to its
+    `result`: `after_<op>` (Nothing) for stage order, `needs_<op>` for depends_on, `from_<op>`
+    for data; each op definition named `<job>__<step>` and invoked under the step id.
     """
     node_defs: list[dg.OpDefinition] = []
-    deps: dict[str, dict[str, Any]] = {}
+    deps: dict[dg.NodeInvocation, dict[str, Any]] = {}
     for step in steps:
         reads = step.data_refs
         gates = [u for u in step.depends_on if u not in reads]
@@ -128,7 +129,7 @@ def build_direct(steps: list[GenStep]) -> dg.JobDefinition:
         node_defs.append(
             dg.OpDefinition(
                 compute_fn=_noop,
-                name=step.id,
+                name=f"bench_1000__{step.id}",
                 ins=ins,
                 outs={"result": dg.Out(dg.Any, is_required=False)},
                 config_schema={
@@ -136,8 +137,7 @@ def build_direct(steps: list[GenStep]) -> dg.JobDefinition:
                 },
             )
         )
-        if step_deps:
-            deps[step.id] = step_deps
+        deps[dg.NodeInvocation(f"bench_1000__{step.id}", alias=step.id)] = step_deps
     graph = dg.GraphDefinition(name="bench_1000", node_defs=node_defs, dependencies=deps)
     config = dg.ConfigMapping(
         config_schema={
@@ -161,11 +161,12 @@ def edge_set(job: dg.JobDefinition) -> set[tuple[str, str, str, str, str]]:
     """(node, input, input type, upstream node, upstream output) for every edge of the job."""
     edges = set()
     for invocation, inputs in job.graph.dependencies.items():
-        definition = job.graph.node_named(invocation.name).definition
+        node = invocation.alias or invocation.name  # Maestro names op definitions <job>__<node>
+        definition = job.graph.node_named(node).definition
         for input_name, dep in inputs.items():
             kind = definition.input_def_named(input_name).dagster_type.key
             for upstream in dep.get_node_dependencies():
-                edges.add((invocation.name, input_name, kind, upstream.node, upstream.output))
+                edges.add((node, input_name, kind, upstream.node, upstream.output))
     return edges
 
 
