@@ -19,7 +19,7 @@ from maestro_cli.params import ParamError, parse_params
 from maestro_cli.progress import StepPart, step_part
 from maestro_cli.render import format_mermaid
 from maestro_cli.runner import DEFAULT_INSTANCE_YAML, instance_home
-from maestro_cli.scaffold import ScaffoldError, init_project, list_templates
+from maestro_cli.scaffold import ScaffoldError, get_template, init_project, list_templates
 from resources.plugins import default_registry
 from tests.support.cli import run_maestro
 from tests.support.compiling import bound_resources, compile_text, plan_text
@@ -169,6 +169,7 @@ def maestro(tmp_path: Path, home: Path) -> Maestro:
 def write(tmp_path: Path) -> Callable[[str, str], Path]:
     def write_(name: str, text: str) -> Path:
         path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
         return path
 
@@ -669,3 +670,29 @@ def test_run_stores_artifacts_and_gc_removes_only_deleted_runs_content(
     assert broken.returncode == 1 and stored.name in broken.stderr and "corrupted" in broken.stderr
     bad = maestro("artifacts", "gc", "--older-than", "soon")
     assert bad.returncode == 2 and "invalid duration" in bad.stderr
+
+
+def test_validate_a_folder_checks_names_across_files_like_the_code_location(
+    maestro: Maestro, write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    """Two files may share step ids (`summary`), not job or schedule names."""
+    write("flows/a.yaml", "name: report\nsteps:\n  - {id: summary, run: echo}\n")
+    write("flows/b.yaml", "name: other\nsteps:\n  - {id: summary, run: echo}\n")
+    assert maestro("validate", "flows").returncode == 0
+    write("flows/c.yaml", "# a copy\nname: report\nsteps:\n  - {id: s, run: echo}\n")
+    result = maestro("validate", "flows")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "flows/c.yaml:2:1: name: job 'report' is already defined by flows/a.yaml:1 (report)"
+    ]
+    assert "ok: flows/a.yaml" in result.stdout and "flows/c.yaml" not in result.stdout
+
+
+def test_init_into_the_code_locations_workflows_folder(maestro: Maestro, tmp_path: Path) -> None:
+    folder = tmp_path / "location"
+    result = maestro(
+        "init", "--template", "demo", "--code-location", env={"MAESTRO_WORKFLOWS_DIR": str(folder)}
+    )
+    assert result.returncode == 0, result.stderr
+    assert (folder / "demo.yaml").read_text() == get_template("demo").text
+    assert maestro("validate", str(folder)).returncode == 0
