@@ -16,6 +16,13 @@ import dagster as dg
 from maestro_cli import runner
 
 PARAM_HELP = "Set a workflow param, typed as the workflow declares it. Repeatable."
+POLICY_DIR_OPTION = click.option(
+    "--dir",
+    "policy_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="MAESTRO_POLICY_DIR",
+    help="Policy folder (default: MAESTRO_POLICY_DIR, else policies/).",
+)
 
 
 def _instance() -> dg.DagsterInstance:
@@ -120,13 +127,7 @@ def policies() -> None:
 
 @policies.command()
 @click.option("--url", help="OPA server (default: MAESTRO_OPA_URL).")
-@click.option(
-    "--dir",
-    "policy_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="MAESTRO_POLICY_DIR",
-    help="Policy folder (default: MAESTRO_POLICY_DIR, else policies/).",
-)
+@POLICY_DIR_OPTION
 def push(url: str | None, policy_dir: Path | None) -> None:
     """Upload the Rego modules and data documents to an OPA server."""
     from resources.policy.engine import OpaServerPolicyEngine, PolicySet
@@ -147,13 +148,7 @@ def push(url: str | None, policy_dir: Path | None) -> None:
 @click.argument("kind", type=click.Choice(["workflow", "step"]))
 @click.argument("input_file", type=click.File("r"))
 @click.option("--url", help="Ask this OPA server instead of the embedded engine.")
-@click.option(
-    "--dir",
-    "policy_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="MAESTRO_POLICY_DIR",
-    help="Policy folder (default: MAESTRO_POLICY_DIR, else policies/).",
-)
+@POLICY_DIR_OPTION
 def eval_(kind: str, input_file: Any, url: str | None, policy_dir: Path | None) -> None:
     """Evaluate maestro.KIND for a JSON input (a file, or - for stdin); exit 1 on deny."""
     from resources.policy.engine import EmbeddedPolicyEngine, OpaServerPolicyEngine, PolicySet
@@ -177,13 +172,7 @@ def eval_(kind: str, input_file: Any, url: str | None, policy_dir: Path | None) 
 
 
 @policies.command(name="test")
-@click.option(
-    "--dir",
-    "policy_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="MAESTRO_POLICY_DIR",
-    help="Policy folder (default: MAESTRO_POLICY_DIR, else policies/).",
-)
+@POLICY_DIR_OPTION
 @click.option("--run", "pattern", help="Only the test rules whose name matches this regex.")
 def test_(policy_dir: Path | None, pattern: str | None) -> None:
     """Run the Rego unit tests (*_test.rego, test_* rules) with regopy; exit 1 on a failure."""
@@ -207,13 +196,7 @@ def test_(policy_dir: Path | None, pattern: str | None) -> None:
 
 
 @policies.command()
-@click.option(
-    "--dir",
-    "policy_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="MAESTRO_POLICY_DIR",
-    help="Policy folder (default: MAESTRO_POLICY_DIR, else policies/).",
-)
+@POLICY_DIR_OPTION
 def concurrency(policy_dir: Path | None) -> None:
     """Print dagster.yaml's run_coordinator block with each tenant's max_concurrent_runs."""
     from resources.policy.concurrency import run_coordinator_yaml

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._serdes import serialize_value
+from dagster import serialize_value
 
 from tests.support.compiling import compile_file
 from tests.support.paths import PROJECT_ROOT
@@ -122,7 +122,7 @@ def test_schedules_are_identical_too(
 
 _CHILD = """
 import hashlib, json, sys
-from dagster._serdes import serialize_value
+from dagster import serialize_value
 from tests.support.compiling import compile_file
 compiled = compile_file(sys.argv[1])
 print(json.dumps({

@@ -15,7 +15,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from dagster._serdes import serialize_value
+from dagster import serialize_value
 
 from tests.support.runs import failure, ran, skipped, step_outcomes
 
