@@ -19,7 +19,6 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    AliasChoices,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -77,7 +76,12 @@ def _check_selector(value: str | None) -> str | None:
     return value
 
 
-Seconds = Annotated[float, BeforeValidator(_duration)]
+def _field_shorthand(value: Any) -> Any:
+    """`title: "css:h1"` is `title: {selector: "css:h1"}` (text, first match)."""
+    return {"selector": value} if isinstance(value, str) else value
+
+
+Seconds = Annotated[float, BeforeValidator(_duration, json_schema_input_type=float | str)]
 
 
 class _Params(PluginParams):
@@ -178,19 +182,21 @@ class WebScraperParams(_Params):
     max_pages: int | None = Field(
         None, ge=1, description=f"Pages to parse at most; {DEFAULT_CRAWL_PAGE_CAP} when following."
     )
-    fields: dict[str, str | FieldParams] = Field(
-        default_factory=dict, description="Structured items: field name -> selector."
+    fields: dict[
+        str, Annotated[FieldParams, BeforeValidator(_field_shorthand, str | FieldParams)]
+    ] = Field(
+        default_factory=dict,
+        description="Structured items: field name -> a selector, or {selector, type, ...}.",
     )
     item_selector: str | None = Field(
         None, description="One item per node this selector matches, fields relative to it."
     )
-    respect_robots: bool = Field(
-        True,
-        validation_alias=AliasChoices("respect_robots", "respect_robots_txt"),
-        description="Obey robots.txt (ROBOTSTXT_OBEY); respect_robots_txt is accepted too.",
+    respect_robots: bool = Field(True, description="Obey robots.txt (ROBOTSTXT_OBEY).")
+    respect_robots_txt: bool | None = Field(
+        None, description="The original system's spelling of respect_robots."
     )
     rate_limit: RateLimitParams = Field(default_factory=_default_rate_limit)
-    proxies: Annotated[list[str], BeforeValidator(_proxy_list)] = Field(
+    proxies: Annotated[list[str], BeforeValidator(_proxy_list, list[str] | str)] = Field(
         default_factory=list,
         description="Proxy URLs, rotated per request; or one string holding the list (a secret).",
     )
@@ -222,14 +228,6 @@ class WebScraperParams(_Params):
                     raise ValueError(f"only URL patterns (!re:...) can be negated: {rule!r}")
         return value
 
-    @field_validator("fields")
-    @classmethod
-    def _fields(cls, value: dict[str, str | FieldParams]) -> dict[str, str | FieldParams]:
-        for selector in value.values():
-            if isinstance(selector, str):
-                _check_selector(selector)
-        return value
-
     @field_validator("proxies")
     @classmethod
     def _proxies(cls, value: list[str]) -> list[str]:
@@ -240,6 +238,10 @@ class WebScraperParams(_Params):
 
     @model_validator(mode="after")
     def _shape(self) -> WebScraperParams:
+        if self.respect_robots_txt is not None:
+            if "respect_robots" in self.model_fields_set:
+                raise ValueError("give respect_robots or respect_robots_txt, not both")
+            self.respect_robots = self.respect_robots_txt
         if not self.url and not self.start_urls:
             raise ValueError("give `url` or `start_urls`")
         if self.extract is not None and self.fields:
@@ -285,8 +287,7 @@ def job_spec(
         "max_depth": params.max_depth,
         "max_pages": max_pages,
         "fields": {
-            name: value if isinstance(value, str) else value.model_dump(exclude_none=True)
-            for name, value in params.fields.items()
+            name: value.model_dump(exclude_none=True) for name, value in params.fields.items()
         },
         "item_selector": params.item_selector,
         "extract": extract.model_dump(exclude_none=True) if extract else None,
