@@ -298,3 +298,15 @@ def test_robots_fetch_failure_behaviour(mode: str, policy: str, crawl: Crawl) ->
         assert r.summary["robots_blocked"] == 2 - len(expected)
     finally:
         s.stop()
+
+
+@pytest.mark.parametrize(
+    ("depth", "pages"), [(0, ["/seq/1"]), (3, ["/seq/1", "/seq/2", "/seq/3", "/seq/4"])]
+)
+def test_max_depth_limits_the_hops_from_a_start_url(
+    depth: int, pages: list[str], crawl: Crawl
+) -> None:
+    with ScrapeSite() as own:  # its own log: nothing else crawls it meanwhile
+        r = crawl({"start_urls": [own.url("/seq/1")], "follow": True, "max_depth": depth})
+        assert [p for p in own.log.paths() if p != "/robots.txt"] == pages  # no request beyond
+    assert r.summary["pages"] == len(pages) and r.summary["finish_reason"] == "finished"
