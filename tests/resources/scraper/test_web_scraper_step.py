@@ -242,7 +242,6 @@ def test_loopback_is_refused_without_the_tenants_ssrf_allow_list(
         steps:
           - id: crawl
             run: web_scraper
-            retry: {{max_attempts: 3, backoff: 10ms}}
             with: {{url: "{site.url("/page/1")}"}}
         """,
         instance,
@@ -253,6 +252,8 @@ def test_loopback_is_refused_without_the_tenants_ssrf_allow_list(
     assert metadata["error_kind"] == "ssrf_blocked" and metadata["crawl_ssrf_blocked"] == 1
     assert f"SSRF guard refused {site.url('/page/1')}: 127.0.0.1 -> 127.0.0.1 (loopback" in message
     assert site.log.snapshot() == []  # not even robots.txt
+    events = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any("WARNING [resources.scraper.middlewares] SSRF guard refused" in m for m in events)
 
 
 def test_pages_cost_what_the_resource_charges_and_the_budget_applies_first(
