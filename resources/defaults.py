@@ -18,6 +18,7 @@ from resources.artifacts.io_manager import ENV_S3_ENDPOINT, ArtifactsIOManager, 
 from resources.litellm_resource import LiteLLMResource
 from resources.ollama_resource import OllamaResource
 from resources.policy.engine import DEFAULT_OPA_TIMEOUT_S, PolicyEngineResource
+from resources.scraper_resource import ScraperResource
 
 OPA_URL_ENV = "MAESTRO_OPA_URL"
 OPA_TOKEN_ENV = "MAESTRO_OPA_TOKEN"
@@ -50,15 +51,17 @@ def artifacts_io_manager(environ: Mapping[str, str] = os.environ) -> ArtifactsIO
 
 
 def step_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """`litellm` from MAESTRO_LITELLM_CONFIG, `ollama` from OLLAMA_HOST (and friends)."""
+    """`litellm` from MAESTRO_LITELLM_CONFIG, `ollama` from OLLAMA_HOST (and friends),
+    `scraper` from MAESTRO_SCRAPER_* (its proxies bound as a secret)."""
     return {
         "litellm": LiteLLMResource.from_env(environ),
         "ollama": OllamaResource.from_env(environ),
+        "scraper": ScraperResource.from_env(environ),
     }
 
 
 def default_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """`io_manager` (artifacts), `policy`, and the LLM step resources."""
+    """`io_manager` (artifacts), `policy`, and the step resources (LLM clients, scraper)."""
     return {
         "io_manager": artifacts_io_manager(environ),
         "policy": policy_resource(environ),

@@ -120,3 +120,50 @@ test_tenant_budget_exceeded if {
 	decision := step.decision with input as tenant_budget_input
 	decision.deny == {"tenant_budget_exceeded: step 'summarise' may cost $0.25, tenant 'acme' has spent $199.9 of its $200 budget this month"}
 }
+
+# A web_scraper crawl: its hosts are the start URLs' and the domains it may follow links into
+# (`allowed_domains`, where "*" is any domain), all checked before any request is made.
+crawl_step := {
+	"id": "crawl",
+	"plugin": "web_scraper",
+	"models": [],
+	"hosts": [
+		{"url": "https://www.acme.example/", "host": "www.acme.example", "address": "public"},
+		{"url": "shop.acme.example", "host": "shop.acme.example", "address": "public"},
+	],
+	"secrets": [],
+	"estimated_cost_usd": 0,
+}
+
+crawl_input := with_step(crawl_step)
+
+test_crawl_of_the_tenants_domains_allowed if {
+	decision := step.decision with input as crawl_input
+	decision.allow
+}
+
+crawl_anywhere_input := with_step(object.union(crawl_step, {"hosts": [
+	{"url": "https://www.acme.example/", "host": "www.acme.example", "address": "public"},
+	{"url": "*", "host": "*", "address": "public"},
+]}))
+
+test_crawl_into_any_domain_not_allowed if {
+	decision := step.decision with input as crawl_anywhere_input
+	decision.deny == {"domain_not_allowed: tenant 'acme' may not reach '*' (url '*', step 'crawl')"}
+}
+
+local_crawl_input := {
+	"tenant": "default",
+	"run_tenant": "default",
+	"environment": "dev",
+	"workflow": "scrape-site",
+	"run_id": "r2",
+	"step": object.union(crawl_step, {"hosts": [{"url": "http://127.0.0.1:8000/", "host": "127.0.0.1", "address": "loopback"}]}),
+	"run": {"spend_usd": 0, "budget_usd": null},
+	"tenant_spend_usd": 0,
+}
+
+test_default_tenant_may_crawl_loopback if {
+	decision := step.decision with input as local_crawl_input
+	decision.allow
+}

@@ -224,26 +224,33 @@ class ContentAddressedIOManager(dg.IOManager):
             )
 
     def store_file_output(
-        self, context: dg.OpExecutionContext, name: str, asset_key: str, path: Path
+        self,
+        context: dg.OpExecutionContext,
+        name: str,
+        asset_key: str | None,
+        path: Path,
+        media_type: str | None = None,
     ) -> dict[str, Any]:
         """Stream a file a step wrote into the store (raw bytes, never whole in memory), point
-        `outputs/<name>` at it and materialise its asset; the pointer info templates see."""
+        `outputs/<name>` at it and materialise its asset (when it has one); the pointer info
+        templates see. `media_type` defaults to a guess from the file name."""
         run_tags, op_tags = context.run.tags, context.op_def.tags
         step_key = context.get_step_execution_context().step.key
-        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        media_type = media_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         stored = self.store.store_file(_tenant(run_tags), path, media_type=media_type)
         self._write_pointer(
             stored, run_tags, op_tags, context.job_name, context.run_id, step_key, f"outputs/{name}"
         )
         step_id = op_tags.get("maestro/step_id", step_key)
         metadata = {**stored.metadata(), "media_type": media_type, "path": str(path)}
-        context.log_event(
-            dg.AssetMaterialization(
-                asset_key=dg.AssetKey(asset_key.split("/")),
-                description=f"file output {name!r} of step {step_id!r}",
-                metadata={**metadata, "run_id": context.run_id},
+        if asset_key is not None:
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=dg.AssetKey(asset_key.split("/")),
+                    description=f"file output {name!r} of step {step_id!r}",
+                    metadata={**metadata, "run_id": context.run_id},
+                )
             )
-        )
         return {
             "sha256": stored.sha256,
             "size": stored.size,

@@ -26,6 +26,7 @@ from resources.plugins.ollama import OLLAMA_CHAT, OLLAMA_GENERATE
 from resources.plugins.python_call import PYTHON
 from resources.plugins.reserved import RESERVED
 from resources.plugins.shell import SHELL
+from resources.plugins.web_scraper import WEB_SCRAPER
 
 ENTRY_POINT_GROUP = "maestro.plugins"
 BUILTIN_PLUGINS: tuple[Plugin[Any], ...] = (
@@ -36,6 +37,7 @@ BUILTIN_PLUGINS: tuple[Plugin[Any], ...] = (
     LITELLM_GENERATE,
     OLLAMA_GENERATE,
     OLLAMA_CHAT,
+    WEB_SCRAPER,
     *RESERVED,
 )
 

@@ -30,6 +30,7 @@ from maestro_common.values import PrepareError
 __all__ = [
     "BudgetExceededError",
     "Plugin",
+    "PluginFile",
     "PluginNotInstalledError",
     "PluginParams",
     "PolicyDeniedError",
@@ -100,6 +101,14 @@ class RunInfo:
     started_at: str
 
 
+@dataclass(frozen=True)
+class PluginFile:
+    """A file a plugin wrote for the content store (`StepContext.add_file`)."""
+
+    path: Path
+    media_type: str | None = None
+
+
 @dataclass
 class StepContext:
     """Everything a plugin may use while it runs; plain data, so plugins test without Dagster."""
@@ -119,6 +128,29 @@ class StepContext:
     workflow_dir: Path | None = None
     """The folder of the workflow file: files the compiler stored relative to it (a user prompt
     template, `prompts/<name>.j2`) resolve against it, so compiled params name no checkout."""
+    files: dict[str, PluginFile] = field(default_factory=dict)
+    """Files the plugin wrote for the content store, by output name (see `add_file`)."""
+    output_metadata: dict[str, Any] = field(default_factory=dict)
+    """Extra metadata for the step's output event (numbers and strings the UI shows)."""
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+    """Run by `finish` once the step's outputs are stored, or it failed (scratch folders)."""
+
+    def add_file(self, name: str, path: Path, media_type: str | None = None) -> None:
+        """Hand a file the plugin wrote to the content store: once the plugin returns, the op
+        streams it in as output `name` and the step's output gains, under `name`, what
+        templates see of a file output: `{sha256, size, uri, media_type, serializer, path}`."""
+        if name in self.files:
+            raise ValueError(f"file output {name!r} was added twice")
+        self.files[name] = PluginFile(path, media_type)
+
+    def on_finish(self, cleanup: Callable[[], None]) -> None:
+        """Call `cleanup` after the step's files are stored (or the step failed)."""
+        self.cleanups.append(cleanup)
+
+    def finish(self) -> None:
+        """Run the cleanups, newest first; the op calls it, and so must direct callers."""
+        while self.cleanups:
+            self.cleanups.pop()()
 
     def add_cost(self, usd: float) -> None:
         """Record money spent (an LLM call, GPU time): it lands in the step's `cost_usd`."""
@@ -161,6 +193,9 @@ class Plugin(abc.ABC, Generic[P]):
     host such as an Ollama server: the instance's pool limit caps how many run at once)."""
     reserved_for: ClassVar[str | None] = None
     """Set on a name kept for a plugin to come: what will provide it (see ReservedPlugin)."""
+    file_outputs: ClassVar[tuple[str, ...]] = ()
+    """Names of the files the plugin hands to the content store (`StepContext.add_file`): its
+    steps need the artifacts IO manager, and a declared output of that name is the file."""
 
     def prepare(self, raw: dict[str, Any], workflow_dir: Path | None) -> dict[str, Any]:
         """Compile time: check and rewrite the raw `with` block (pure); raise PrepareError."""

@@ -10,8 +10,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-URL_KEYS = ("url", "urls", "start_urls", "api_base", "base_url")
-"""Plugin parameters that name a place to connect to (checked against allowed_domains)."""
+URL_KEYS = ("url", "urls", "start_urls", "api_base", "base_url", "allowed_domains")
+"""Plugin parameters that name places to connect to, checked against the tenant's
+allowed_domains: URLs, and the domains a crawl may follow links into (`"*"` is any domain)."""
 MODEL_KEYS = ("model", "fallbacks", "fallback_models")
 """Plugin parameters that name models (the first one used, then its fallbacks)."""
 

@@ -50,13 +50,13 @@ def _install_plugin_package(site: Path) -> None:
 
 
             class Scraper(Plugin[ScrapeParams]):
-                name = "web_scraper"
-                aliases = ("scrape",)
-                description = "A scraper that fills the reserved name."
+                name = "acme.geocode"
+                aliases = ("geocode",)
+                description = "A geocoder that fills the name tests reserve."
                 params_model = ScrapeParams
 
                 def run(self, params, ctx):
-                    return {"scraped": params.url}
+                    return {"located": params.url}
 
 
             SHOUT = Shout()
@@ -76,12 +76,18 @@ def _install_plugin_package(site: Path) -> None:
 
 
 def test_installed_packages_add_plugins_and_fill_reserved_names(tmp_path: Path) -> None:
+    """`acme.geocode` is reserved in the registry the probe builds (tests/support): the
+    installed package's implementation replaces the reservation."""
     _install_plugin_package(tmp_path)
     probe = textwrap.dedent(
         """
         import json
         import dagster as dg
+        from resources.plugins import PluginRegistry, default_registry
         from tests.support.compiling import compile_text
+        from tests.support.reserved_plugin import GEOCODE
+
+        registry = PluginRegistry([GEOCODE, *default_registry()])  # reserved, then installed
 
         job = compile_text('''
         name: uses_plugins
@@ -90,9 +96,9 @@ def test_installed_packages_add_plugins_and_fill_reserved_names(tmp_path: Path) 
             run: acme.shout
             with: {text: hello}
           - id: page
-            run: scrape
+            run: geocode
             with: {url: "http://127.0.0.1/"}
-        ''').job
+        ''', registry=registry).job
         with dg.instance_for_test() as instance:
             result = job.execute_in_process(instance=instance)
         print(json.dumps([result.output_for_node("loud"), result.output_for_node("page")]))
@@ -109,13 +115,13 @@ def test_installed_packages_add_plugins_and_fill_reserved_names(tmp_path: Path) 
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [
         {"loud": "HELLO"},
-        {"scraped": "http://127.0.0.1/"},
+        {"located": "http://127.0.0.1/"},
     ]
 
 
 def test_without_the_package_the_plugin_is_unknown() -> None:
     assert default_registry().get("acme.shout") is None
-    assert default_registry().get("web_scraper").reserved_for  # reserved, not installed
+    assert default_registry().get("acme.geocode") is None
 
 
 def test_two_implementations_of_one_name_are_refused() -> None:

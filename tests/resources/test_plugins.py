@@ -23,7 +23,6 @@ from resources.plugins import (
     BUILTIN_PLUGINS,
     Plugin,
     PluginNotInstalledError,
-    PluginRegistry,
     RunInfo,
     StepContext,
     StepError,
@@ -35,8 +34,10 @@ from resources.plugins.http import HTTP_REQUEST, HttpParams
 from resources.plugins.python_call import PYTHON, PythonParams, resolve_callable
 from resources.plugins.reserved import RESERVED
 from resources.plugins.shell import SHELL, ShellParams, prepare_shell, split_command
+from tests.support.compiling import compile_file
 from tests.support.http_server import serve_http
 from tests.support.paths import PROJECT_ROOT
+from tests.support.reserved_plugin import GEOCODE, registry_with_reserved
 from tests.support.runs import failure as failure_of
 from tests.support.runs import ran
 from yaml_compiler.backend.runtime.execute import call_plugin
@@ -513,13 +514,16 @@ def test_python_resolution_error_through_a_run(run_yaml: Runner) -> None:
 # ---------------------------------------------------------------- reserved names and registry
 
 
-@pytest.mark.parametrize("plugin", RESERVED, ids=lambda p: p.name)
-def test_reserved_plugins_are_not_installed_yet(plugin: Plugin) -> None:
-    assert plugin.reserved_for
+def test_no_built_in_name_is_reserved_any_more() -> None:
+    assert RESERVED == ()
+    assert all(plugin.reserved_for is None for plugin in BUILTIN_PLUGINS)
+
+
+def test_a_reserved_plugin_is_not_installed_yet() -> None:
     with pytest.raises(PluginNotInstalledError) as caught:
-        call_plugin(plugin, None, context())
+        call_plugin(GEOCODE, None, context())
     assert str(caught.value) == (
-        f"plugin {plugin.name!r} is not installed yet ({plugin.reserved_for} provides it)"
+        "plugin 'acme.geocode' is not installed yet (the acme geocoding package provides it)"
     )
 
 
@@ -531,6 +535,7 @@ def test_reserved_plugins_are_not_installed_yet(plugin: Plugin) -> None:
         ("ollama", "ollama.generate"),
         ("ollama.chat", "ollama.chat"),
         ("scrape", "web_scraper"),
+        ("scrapy.crawl", "web_scraper"),
         ("api.request", "http.request"),
     ],
 )
@@ -540,36 +545,38 @@ def test_registry_aliases(name: str, canonical: str) -> None:
 
 
 def test_an_installed_plugin_replaces_a_reserved_name() -> None:
-    class RealScraper(Plugin[EchoParams]):
-        name = "web_scraper"
+    class RealGeocode(Plugin[EchoParams]):
+        name = "acme.geocode"
         description = "a real implementation"
         params_model = EchoParams
 
         def run(self, params: EchoParams, ctx: StepContext) -> str:
             return "generated"
 
-    real = RealScraper()
-    registry = PluginRegistry([*BUILTIN_PLUGINS, real])
-    assert registry.get("web_scraper") is real
+    real = RealGeocode()
+    registry = registry_with_reserved()
+    assert registry.get("geocode") is GEOCODE
+    registry.register(real)
+    assert registry.get("acme.geocode") is real
     assert call_plugin(real, EchoParams(), context()) == "generated"
     with pytest.raises(ValueError, match="registered twice"):
         registry.register(real)
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register(type(default_registry().get("web_scraper"))())  # shipped, not reserved
 
 
-def test_reserved_step_through_a_run(run_yaml: Runner, tmp_path: Path) -> None:
-    result = run_yaml(
-        """
-        name: scraping
-        steps:
-          - id: scrape
-            run: web_scraper
-            with: {url: "http://127.0.0.1:1/", extract: {type: text}}
-        """
+def test_reserved_step_through_a_run(instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    path = tmp_path / "workflow.yaml"
+    path.write_text(
+        "name: geocoding\nsteps:\n  - id: locate\n    run: geocode\n"
+        "    with: {address: 1 Main St}\n"
     )
-    assert not ran(result, "scrape")
-    assert failure_of(result, "scrape")[0] == (
-        "step 'scrape' failed (plugin_error): PluginNotInstalledError: plugin 'web_scraper' is "
-        f"not installed yet (the Scrapy plugin provides it) (at {tmp_path / 'workflow.yaml'}:3)"
+    job = compile_file(path, registry=registry_with_reserved()).job
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert not ran(result, "locate")
+    assert failure_of(result, "locate")[0] == (
+        "step 'locate' failed (plugin_error): PluginNotInstalledError: plugin 'acme.geocode' is "
+        f"not installed yet (the acme geocoding package provides it) (at {path}:3)"
     )
 
 

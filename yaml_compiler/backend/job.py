@@ -58,12 +58,16 @@ def _input_def(name: str) -> dg.In:
     return _GATE_INPUT if name.startswith("needs_") else _VALUE_INPUT
 
 
-def _result_out(step: PlannedStep) -> dict[str, dg.Out]:
+def _result_out(step: PlannedStep, plugin: Plugin[Any]) -> dict[str, dg.Out]:
     """The step's `result`; with declared outputs, the IO manager materialises them as assets."""
     if not step.outputs:
         return _RESULT
     declared = [
-        {"name": o.name, "asset_key": o.asset_key, **({"file": True} if o.path else {})}
+        {
+            "name": o.name,
+            "asset_key": o.asset_key,
+            **({"file": True} if o.path or o.name in plugin.file_outputs else {}),
+        }
         for o in step.outputs
     ]  # file outputs are stored by the op itself (runtime/outputs.py)
     return {
@@ -151,7 +155,7 @@ class _GraphBuilder:
         edges = self._edges_in(step)
         deps = {name: dependency for name, (_, dependency) in edges.items()}
         runtime = self._runtime(step, {name: upstream for name, (upstream, _) in edges.items()})
-        file_outputs = any(o.path for o in step.outputs)
+        file_outputs = any(o.path for o in step.outputs) or bool(runtime.plugin.file_outputs)
         executing = {
             "tags": op_tags(self.plan, step),
             "required_resource_keys": {
@@ -166,7 +170,7 @@ class _GraphBuilder:
                 node,
                 step_body(runtime),
                 deps,
-                _result_out(step),
+                _result_out(step, runtime.plugin),
                 description=op_description(self.plan, step),
                 retry_policy=retry_policy(step.retry),
                 config_schema=self._config(step, node),
@@ -203,7 +207,7 @@ class _GraphBuilder:
             collect_node,
             collect_body(runtime),
             {"results": DynamicCollectDependencyDefinition(node, "result")},
-            _result_out(step),
+            _result_out(step, runtime.plugin),
             description=f"Collects the outputs of step `{step.id}` as a list.",
             **plain,
         )

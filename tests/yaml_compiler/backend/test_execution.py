@@ -17,6 +17,8 @@ import dagster as dg
 import pytest
 from dagster import serialize_value
 
+from tests.support.compiling import compile_text
+from tests.support.reserved_plugin import registry_with_reserved
 from tests.support.runs import failure, ran, skipped, step_outcomes
 
 Runner = Callable[..., dg.ExecuteInProcessResult]
@@ -904,21 +906,25 @@ def test_a_missing_secret_fails_the_step(run_yaml: Runner, monkeypatch: pytest.M
 # ---------------------------------------------------------------- plugin failures
 
 
-def test_reserved_plugin_fails_as_not_installed_without_retries(run_yaml: Runner) -> None:
-    result = run_yaml(
+def test_reserved_plugin_fails_as_not_installed_without_retries(
+    instance: dg.DagsterInstance,
+) -> None:
+    job = compile_text(
         """
-        name: scraping
-        steps:
-          - id: scrape
-            run: web_scraper
-            retry: {max_attempts: 3, backoff: 100ms}
-            with: {url: "http://127.0.0.1:1/"}
-        """
-    )
-    message, metadata = failure(result, "scrape")
-    assert "plugin 'web_scraper' is not installed yet (the Scrapy plugin provides it)" in message
+name: geocoding
+steps:
+  - id: locate
+    run: acme.geocode
+    retry: {max_attempts: 3, backoff: 100ms}
+    with: {address: 1 Main St}
+""",
+        registry=registry_with_reserved(),
+    ).job
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    message, metadata = failure(result, "locate")
+    assert "plugin 'acme.geocode' is not installed yet (the acme geocoding package" in message
     assert (metadata["error_kind"], metadata["retryable"]) == ("plugin_error", False)
-    assert events_of(result, "STEP_UP_FOR_RETRY", "scrape") == []
+    assert events_of(result, "STEP_UP_FOR_RETRY", "locate") == []
 
 
 def test_python_step_returning_non_json_fails(run_yaml: Runner) -> None:

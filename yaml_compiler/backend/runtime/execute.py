@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,11 @@ from resources.plugins import (
 from resources.policy import enforce
 from resources.policy.engine import PolicyEngineResource
 from resources.policy.store import store_for
-from yaml_compiler.backend.runtime.outputs import check_json, store_file_outputs
+from yaml_compiler.backend.runtime.outputs import (
+    check_json,
+    file_metadata,
+    store_file_outputs,
+)
 from yaml_compiler.backend.runtime.redaction import RedactingLog, Redactor
 from yaml_compiler.backend.runtime.scope import (
     StepConfigError,
@@ -149,6 +153,8 @@ class StepResult:
     cost_usd: float = 0.0
     policy_decision_id: str | None = None
     policy_version: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    """What the plugin reported for the output event, and the hashes of its stored files."""
 
 
 def execute_step(
@@ -207,19 +213,25 @@ def execute_step(
         finally:
             _record_cost(context, runtime, step_context.cost_usd)
         check_json(output, runtime.step.id)
-        output = store_file_outputs(context, runtime, scope, params, output)
+        output, files = store_file_outputs(
+            context, runtime, scope, params, output, step_context.files
+        )
         return StepResult(
             ran=True,
             value=output,
             cost_usd=step_context.cost_usd,
             policy_decision_id=decision_id,
             policy_version=decision.policy_version,
+            metadata={**step_context.output_metadata, **file_metadata(files)},
         )
     except dg.Failure:
         raise
     except Exception as exc:
         spent = step_context.cost_usd if step_context is not None else 0.0
         raise step_failure(runtime, exc, redact, cost_usd=spent) from None
+    finally:
+        if step_context is not None:
+            step_context.finish()
 
 
 def _reachable_models(runtime: StepRuntime, params: Any, ctx: StepContext) -> Sequence[str]:

@@ -73,6 +73,7 @@ def _output_metadata(
     runtime: StepRuntime, context: dg.OpExecutionContext, result: StepResult
 ) -> dict[str, Any]:
     metadata: dict[str, Any] = {
+        **result.metadata,
         "step_id": runtime.step.id,
         "plugin": runtime.plugin.name,
         "attempt": context.retry_number + 1,

@@ -1,4 +1,5 @@
-"""A step's output on its way out: JSON only, and the files it declared streamed into the store."""
+"""A step's output on its way out: JSON only, and its files (declared, or handed over by its
+plugin) streamed into the store."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import dagster as dg
 
 from resources.plugins import StepError
+from resources.plugins.base import PluginFile
 from yaml_compiler.backend.runtime.scope import StepConfigError, describe_error
 from yaml_compiler.backend.runtime.step import StepRuntime
 from yaml_compiler.templating import render_string
@@ -30,18 +32,40 @@ def resolve_output_path(rendered: str, params: Any) -> Path:
     return path if path.is_absolute() else (Path(cwd) if cwd else Path.cwd()) / path
 
 
+def _content_store(context: dg.OpExecutionContext, step_id: str, what: str) -> Any:
+    writer = getattr(context.resources, "io_manager", None)
+    if not callable(getattr(writer, "store_file_output", None)):
+        raise StepConfigError(
+            f"step {step_id!r} {what}: they need the content store "
+            "(io_manager = resources.artifacts.ArtifactsIOManager)"
+        )
+    return writer
+
+
+def file_metadata(stored: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """`<name>_sha256`, `<name>_size`, `<name>_uri` of each stored file, for the output event."""
+    metadata: dict[str, Any] = {}
+    for name, info in stored.items():
+        for key in ("sha256", "size", "uri"):
+            metadata[f"{name}_{key}"] = info[key]
+    return metadata
+
+
 def store_file_outputs(
     context: dg.OpExecutionContext,
     runtime: StepRuntime,
     scope: Mapping[str, Any],
     params: Any,
     output: Any,
-) -> Any:
-    """Stream the files a step declared (`outputs: [{name, path}]`) into the content store;
-    the step's output gains `{name: {sha256, size, uri, media_type, serializer, path}}`."""
+    plugin_files: Mapping[str, PluginFile] | None = None,
+) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """Stream the files a step declared (`outputs: [{name, path}]`) and the files its plugin
+    handed over (`StepContext.add_file`) into the content store. The step's output gains
+    `{name: {sha256, size, uri, media_type, serializer, path}}`; returns it and those entries."""
     files = [o for o in runtime.step.outputs if o.path is not None]
-    if not files:
-        return output
+    plugin_files = dict(plugin_files or {})
+    if not files and not plugin_files:
+        return output, {}
     step_id = runtime.step.id
     if not isinstance(output, dict):
         raise StepError(
@@ -49,17 +73,14 @@ def store_file_outputs(
             f"{type(output).__name__}, not a mapping to add them to",
             kind="invalid_output",
         )
-    writer = getattr(context.resources, "io_manager", None)
-    if not callable(getattr(writer, "store_file_output", None)):
-        raise StepConfigError(
-            f"step {step_id!r} declares file outputs: they need the content store "
-            "(io_manager = resources.artifacts.ArtifactsIOManager)"
-        )
+    what = "declares file outputs" if files else f"writes file outputs ({', '.join(plugin_files)})"
+    writer = _content_store(context, step_id, what)
+    assets = {o.name: o.asset_key for o in runtime.step.outputs if o.path is None}
     stored = dict(output)
-    found: list[tuple[str, str, Path]] = []
+    found: list[tuple[str, str | None, Path, str | None]] = []
     for spec in files:
         assert spec.path is not None and spec.asset_key is not None
-        if spec.name in stored:
+        if spec.name in stored or spec.name in plugin_files:
             raise StepError(
                 f"output {spec.name!r}: the plugin's output already has a key {spec.name!r}",
                 kind="invalid_output",
@@ -73,17 +94,34 @@ def store_file_outputs(
         if not isinstance(rendered, str) or not rendered.strip():
             raise StepConfigError(f"output {spec.name!r}: path rendered to {rendered!r}")
         path = resolve_output_path(rendered, params)
-        if not path.is_file():
-            state = "is not a regular file" if path.exists() else "does not exist"
+        _check_file(step_id, spec.name, path, rendered)
+        found.append((spec.name, spec.asset_key, path, None))
+    for name, handed in plugin_files.items():
+        if name in stored:
             raise StepError(
-                f"output {spec.name!r}: step {step_id!r} succeeded but its file {rendered!r} "
-                f"({path}) {state}",
+                f"output {name!r}: the plugin's output already has a key {name!r}",
                 kind="invalid_output",
-                output=spec.name,
-                path=str(path),
             )
-        found.append((spec.name, spec.asset_key, path))
-    for name, asset_key, path in found:  # every file is there: nothing is stored half-way
-        stored[name] = writer.store_file_output(context, name, asset_key, path)  # type: ignore[union-attr]
-        context.log.info(f"stored file output {name!r}: {path} ({stored[name]['size']} bytes)")
-    return stored
+        _check_file(step_id, name, handed.path, str(handed.path))
+        found.append((name, assets.get(name), handed.path, handed.media_type))
+    entries: dict[str, dict[str, Any]] = {}
+    for name, asset_key, path, media_type in found:  # every file is there: none half-stored
+        entry = writer.store_file_output(context, name, asset_key, path, media_type)
+        context.log.info(f"stored file output {name!r}: {path} ({entry['size']} bytes)")
+        if name in plugin_files:
+            entry.pop("path", None)  # the plugin's scratch file: gone once the step finishes
+        entries[name] = entry
+    stored.update(entries)
+    return stored, entries
+
+
+def _check_file(step_id: str, name: str, path: Path, written: str) -> None:
+    if not path.is_file():
+        state = "is not a regular file" if path.exists() else "does not exist"
+        raise StepError(
+            f"output {name!r}: step {step_id!r} succeeded but its file {written!r} "
+            f"({path}) {state}",
+            kind="invalid_output",
+            output=name,
+            path=str(path),
+        )
