@@ -371,7 +371,8 @@ def refresh(
 
 @dataclass(frozen=True)
 class LiveRuns:
-    """Runs queued or in flight now, per tenant (the gate's view of active runs)."""
+    """Runs in flight (the gate's `active_runs`: starting, started, canceling, suspended) and
+    runs waiting in the queue, per tenant, now."""
 
     active: Mapping[str, int]
     queued: Mapping[str, int]
@@ -380,14 +381,11 @@ class LiveRuns:
 def live_runs(instance: dg.DagsterInstance) -> LiveRuns:
     active: dict[str, int] = {}
     queued: dict[str, int] = {}
-    records = instance.get_run_records(
-        filters=dg.RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES))
-    )
-    for record in records:
+    statuses = [*IN_PROGRESS_RUN_STATUSES, dg.DagsterRunStatus.QUEUED]
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=statuses)):
         tenant = record.dagster_run.tags.get(TENANT_TAG, DEFAULT_TENANT)
-        active[tenant] = active.get(tenant, 0) + 1
-        if record.dagster_run.status == dg.DagsterRunStatus.QUEUED:
-            queued[tenant] = queued.get(tenant, 0) + 1
+        counts = queued if record.dagster_run.status == dg.DagsterRunStatus.QUEUED else active
+        counts[tenant] = counts.get(tenant, 0) + 1
     return LiveRuns(active, queued)
 
 
@@ -465,7 +463,7 @@ def families(state: MetricsState, live: LiveRuns) -> list[Family]:
         Family(
             "maestro_active_runs",
             "gauge",
-            "Runs queued or in flight, per tenant (what max_concurrent_runs limits).",
+            "Runs in flight (starting, started, canceling), per tenant: the policy's active_runs.",
             ("tenant",),
             [((t,), live.active.get(t, 0)) for t in tenants],
         ),
