@@ -19,6 +19,7 @@ import dagster as dg
 
 from maestro_cli.progress import error_text, failure_message, step_part
 from maestro_cli.run_views import RunNotFoundError, step_nodes
+from resources.dagster_private import compute_log_key
 
 POLL_SECONDS = 0.5
 SETTLE_POLLS = 20
@@ -90,8 +91,7 @@ class LogReader:
         step_keys = list(getattr(data, "step_keys", None) or [])
         if self.step is not None and step_keys and not any(self._wanted(k) for k in step_keys):
             return
-        manager = self.instance.compute_log_manager
-        key = list(manager.build_log_key_for_run(self.run_id, data.file_key))
+        key = list(compute_log_key(self.instance, self.run_id, data.file_key))
         self.captures.setdefault("/".join(key), Capture(key, step_keys))
 
     def read_output(self, headers: bool = True) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from maestro_cli.progress import RunProgress, StepRecord, error_text
+from resources.dagster_private import job_snapshot_nodes
 from resources.policy.store import store_for
 from resources.run_tags import COST_TAG, DEFAULT_TENANT, TENANT_TAG, WORKFLOW_TAG
 
@@ -126,15 +127,10 @@ def step_nodes(
     `maestro/step_id`); a job that is not a Maestro workflow keeps its node names."""
     if not run.job_snapshot_id:
         return {}, []
-    snapshot = instance.get_job_snapshot(run.job_snapshot_id)
-    tags = {op.name: op.tags for op in snapshot.node_defs_snapshot.op_def_snaps}
     op_steps: dict[str, str] = {}
-    for node in snapshot.dep_structure_snapshot.node_invocation_snaps:
-        if node.node_name.endswith(_ITEM_SUFFIXES):
-            continue
-        op_steps[node.node_name] = tags.get(node.node_def_name, {}).get(
-            "maestro/step_id", node.node_name
-        )
+    for node in job_snapshot_nodes(instance, run.job_snapshot_id):
+        if not node.node_name.endswith(_ITEM_SUFFIXES):
+            op_steps[node.node_name] = node.op_tags.get("maestro/step_id", node.node_name)
     return op_steps, list(dict.fromkeys(op_steps.values()))
 
 

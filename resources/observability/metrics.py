@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import dagster as dg
 
-from resources.dagster_private import IN_PROGRESS_RUN_STATUSES
+from resources.dagster_private import IN_PROGRESS_RUN_STATUSES, job_snapshot_nodes
 from resources.policy.store import PolicyStore
 from resources.run_tags import DEFAULT_TENANT, TENANT_TAG, WORKFLOW_TAG
 
@@ -207,13 +207,12 @@ def _plugins_by_node(instance: dg.DagsterInstance, snapshot_id: str) -> Mapping[
     known = _PLUGINS_BY_SNAPSHOT.get(snapshot_id)
     if known is not None:
         return known
-    snapshot = instance.get_job_snapshot(snapshot_id)
-    op_tags = {op.name: op.tags for op in snapshot.node_defs_snapshot.op_def_snaps}
-    plugins = {}
-    for node in snapshot.dep_structure_snapshot.node_invocation_snaps:
-        tags = op_tags.get(node.node_def_name, {})
-        if tags.get("maestro/step_id") == node.node_name and "maestro/plugin" in tags:
-            plugins[node.node_name] = tags["maestro/plugin"]
+    plugins = {
+        node.node_name: node.op_tags["maestro/plugin"]
+        for node in job_snapshot_nodes(instance, snapshot_id)
+        if node.op_tags.get("maestro/step_id") == node.node_name
+        and "maestro/plugin" in node.op_tags
+    }
     if len(_PLUGINS_BY_SNAPSHOT) > 1024:
         _PLUGINS_BY_SNAPSHOT.clear()
     _PLUGINS_BY_SNAPSHOT[snapshot_id] = plugins
