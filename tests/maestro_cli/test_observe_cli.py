@@ -256,7 +256,7 @@ def test_cancel_a_queued_run_and_a_running_one(observed_home: Path, tmp_path: Pa
         steps:
           - id: nap
             run: shell
-            with: {{command: ["sh", "-c", "echo $$ > {pid_file}; exec sleep 600"]}}
+            with: {{command: ["sh", "-c", "echo napping; echo $$ > {pid_file}; exec sleep 600"]}}
         """,
     )
     queued = launch(home, workflows, "obs_nap")
@@ -285,6 +285,10 @@ def test_cancel_a_queued_run_and_a_running_one(observed_home: Path, tmp_path: Pa
     status = _maestro(home, tmp_path, "status", running)
     assert status.stdout.startswith(f"run {running}: CANCELED")
     assert next(x for x in status.stdout.splitlines() if x.startswith("nap")).split()[1] == "failed"
+    # The daemon's run ran the step in its own process (multiprocess executor): its capture.
+    logs = _maestro(home, tmp_path, "logs", running, "--step", "nap")
+    assert "==> stdout of steps nap <==\nnapping" in logs.stdout, logs.stdout[-2000:]
+    assert "  nap  STEP_FAILURE  " in logs.stdout  # interrupted
 
 
 def _alive(pid: int) -> bool:
