@@ -22,11 +22,9 @@ DEFAULT_PORT = 9464
 """The port OpenTelemetry's Prometheus exporter registered; Grafana Agent and Alloy know it."""
 
 
-def registry_for(
-    instance: dg.DagsterInstance, state_name: str, horizon: float
-) -> CollectorRegistry:
+def registry_for(collector: MaestroCollector) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(MaestroCollector(instance, store_for(instance), state_name, horizon))
+    registry.register(collector)
     return registry
 
 
@@ -38,10 +36,11 @@ def serve(
     horizon: float,
     ready: Callable[[str], None],
 ) -> None:
-    """Serve until SIGINT or SIGTERM; `ready` gets the URL once the port is bound."""
-    server, thread = start_http_server(
-        port, addr=host, registry=registry_for(instance, state_name, horizon)
-    )
+    """Catch up with the instance, then serve until SIGINT or SIGTERM; `ready` gets the URL
+    once the port is bound."""
+    collector = MaestroCollector(instance, store_for(instance), state_name, horizon)
+    collector.catch_up()
+    server, thread = start_http_server(port, addr=host, registry=registry_for(collector))
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: Any) -> None:

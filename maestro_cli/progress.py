@@ -79,6 +79,7 @@ class StepRecord:
     key: str
     label: str
     step_id: str
+    is_exit: bool = True  # decides the step's outcome (a plain step, or for_each's collect)
     status: str = "running"  # running, retrying, succeeded, failed, skipped
     attempts: int = 0
     started_at: float | None = None
@@ -147,7 +148,7 @@ class RunProgress:
         key = event.step_key or ""
         record = self.steps.get(key)
         if record is None:
-            record = self.steps[key] = StepRecord(key, part.label, part.step_id)
+            record = self.steps[key] = StepRecord(key, part.label, part.step_id, part.is_exit)
         kind = event.event_type_value
         if kind in ("STEP_START", "STEP_RESTARTED"):
             record.attempts += 1

@@ -205,8 +205,8 @@ def status_lines(view: RunStatusView, now: float | None = None) -> list[str]:
     steps = _ordered(view.progress)
     header = ("STEP", "STATUS", "ATTEMPTS", "DURATION", "COST")
     rows = []
-    for step in steps:
-        cost = view.step_costs.get(step.step_id, 0.0) if step.label == step.step_id else 0.0
+    for step in steps:  # a step's cost (all its attempts and items) on the row that ends it
+        cost = view.step_costs.get(step.step_id, 0.0) if step.is_exit else 0.0
         rows.append(
             (step.label, step.status, str(step.attempts), seconds(step.duration_s), money(cost))
         )

@@ -59,6 +59,12 @@ class MaestroCollector(Collector):
         self.state_name, self.horizon = state_name, horizon
         self._lock = threading.Lock()
 
+    def catch_up(self) -> None:
+        """Count what the instance holds before the first scrape (a first run over a long
+        history may take longer than Prometheus waits for a scrape)."""
+        with self._lock:
+            refresh(self.instance, self.store, self.state_name, self.horizon)
+
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             started = time.monotonic()

@@ -280,11 +280,11 @@ def read_runs(state: MetricsState, instance: dg.DagsterInstance) -> bool:
     ]
     if not fresh:
         return False
-    run_ids = list({r.run_id for r in fresh})
-    records = {
-        rec.dagster_run.run_id: rec
-        for rec in instance.get_run_records(filters=dg.RunsFilter(run_ids=run_ids))
-    }
+    run_ids = sorted({r.run_id for r in fresh})
+    records = {}
+    for start in range(0, len(run_ids), _PAGE):  # a first scrape may see the whole history
+        chunk = dg.RunsFilter(run_ids=run_ids[start : start + _PAGE])
+        records.update({rec.dagster_run.run_id: rec for rec in instance.get_run_records(chunk)})
     for event in fresh:
         record = records.get(event.run_id)
         job_name = event.event_log_entry.job_name or ""

@@ -307,3 +307,36 @@ def _state(pid: int) -> str:
 
 
 assert PROJECT_ROOT.exists()
+
+
+def test_status_of_a_for_each_step_shows_each_item_and_the_steps_cost(tmp_path: Path) -> None:
+    from maestro_cli.run_views import run_status, status_lines
+    from resources.observability.metrics import MetricsState, update
+    from tests.support.observed import sqlite_home
+
+    home = sqlite_home(tmp_path / "home")
+    result = run_workflow(
+        home,
+        """
+        name: obs-fanout
+        steps:
+          - id: ask
+            run: paid
+            for_each: [0.5, 0.25]
+            with: {price: "{{ item }}"}
+        """,
+    )
+    assert result.success
+    with instance_of(home) as instance:
+        lines = status_lines(run_status(instance, result.run_id))
+        state = update(MetricsState(), instance, store_for(instance), time.time())
+    rows = {line.split()[0]: line.split()[1:] for line in lines if line.startswith("ask")}
+    assert rows["ask[0]"][:2] == ["succeeded", "1"] and rows["ask[0]"][-1] == "-"
+    assert rows["ask[1]"][:2] == ["succeeded", "1"]
+    collect = next(line for line in lines if line.startswith("ask (collect)"))
+    assert collect.split()[-1] == "$0.750000"  # the row that ends the step: its whole cost
+    items = next(line for line in lines if line.startswith("ask (items)"))
+    assert items.split()[-1] == "-"
+    # The metrics count the items (the plugin ran twice), not the fan-out and collect ops.
+    [(labels, histogram)] = state.step_durations.items()
+    assert labels == ("obs-fanout", "paid") and histogram.count == 2
