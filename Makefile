@@ -44,3 +44,4 @@ bench: install
 	$(PY) bench/llm.py
 	$(PY) bench/policy.py
 	$(PY) bench/scrape.py
+	$(PY) bench/metrics.py

@@ -13,7 +13,7 @@ import click
 import dagster as dg
 
 from maestro_cli import artifacts as artifact_commands
-from maestro_cli import policy, runner
+from maestro_cli import observe, policy, runner
 from maestro_cli.params import ParamError, parse_params
 from maestro_cli.render import FORMATS, render_plan
 from maestro_cli.scaffold import (
@@ -327,6 +327,8 @@ def schema() -> None:
 
 
 for command in (policy.submit, policy.requests, policy.decisions, policy.policies):
+    cli.add_command(command)
+for command in observe.COMMANDS:
     cli.add_command(command)
 
 

@@ -2,7 +2,9 @@
 
 The instance calls its run listeners right after it writes each event to the event log, in the
 thread that executes the step, so a step's "started" line comes before anything the step prints.
-The same events feed the summary: what is printed is what the Dagster UI shows.
+The same events feed the summary: what is printed is what the Dagster UI shows. `maestro status`
+and `maestro logs` feed a stored run's events through the same class (`RunProgress.for_steps`),
+which also keeps each step's attempts, duration and error (`steps`).
 """
 
 from __future__ import annotations
@@ -71,19 +73,50 @@ def failure_message(event: dg.DagsterEvent) -> str:
 
 
 @dataclass
+class StepRecord:
+    """One Dagster step of a run (a step, or a for_each item or part), as its events tell it."""
+
+    key: str
+    label: str
+    step_id: str
+    is_exit: bool = True  # decides the step's outcome (a plain step, or for_each's collect)
+    status: str = "running"  # running, retrying, succeeded, failed, skipped
+    attempts: int = 0
+    started_at: float | None = None
+    duration_s: float | None = None
+    error: str | None = None
+    source: str | None = None  # the step's file:line (failure metadata `source`)
+
+
+@dataclass
 class RunProgress:
     """Per-step outcomes of one run, updated from its events; prints a line per change."""
 
-    plan: WorkflowPlan
+    plan: WorkflowPlan | None
     out: TextIO
     started: float = field(default_factory=time.time)
     outcomes: dict[str, str] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    """Every step key seen, in the order they started."""
+    op_steps: dict[str, str] = field(default_factory=dict)
+    """Node name -> step id; from the plan, or given (`for_steps`) for a stored run."""
+    step_order: list[str] = field(default_factory=list)
     _produced: set[str] = field(default_factory=set)
     _skip_reasons: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def for_steps(
+        cls, op_steps: Mapping[str, str], step_order: list[str], out: TextIO, started: float
+    ) -> RunProgress:
+        """Progress of a run known only from the instance (its job snapshot's step nodes)."""
+        return cls(None, out, started, op_steps=dict(op_steps), step_order=step_order)
+
     def __post_init__(self) -> None:
-        self._op_steps = {step.node_name: step.id for step in self.plan.steps}
+        if self.plan is not None:
+            self.op_steps = {step.node_name: step.id for step in self.plan.steps}
+            self.step_order = [step.id for step in self.plan.steps]
+        self._op_steps = self.op_steps
         self._handlers: dict[str, Callable[[StepPart, dg.DagsterEvent], str | None]] = {
             "STEP_START": lambda part, _: self._line("started", part.label),
             "STEP_RESTARTED": lambda part, _: self._line("restarted", part.label),
@@ -102,11 +135,42 @@ class RunProgress:
         handler = self._handlers.get(event.event_type_value)
         if handler is None:
             return
-        line = handler(step_part(event.step_key, self._op_steps), event)
+        part = step_part(event.step_key, self._op_steps)
+        self._record(part, event, entry.timestamp)
+        line = handler(part, event)
         if line is not None:
             elapsed = max(0.0, entry.timestamp - self.started)
             self.out.write(f"[{elapsed:7.2f}s] {line}\n")
             self.out.flush()
+
+    def _record(self, part: StepPart, event: dg.DagsterEvent, timestamp: float) -> None:
+        """Keep the step's attempts, start, duration and error (for `maestro status`)."""
+        key = event.step_key or ""
+        record = self.steps.get(key)
+        if record is None:
+            record = self.steps[key] = StepRecord(key, part.label, part.step_id, part.is_exit)
+        kind = event.event_type_value
+        if kind in ("STEP_START", "STEP_RESTARTED"):
+            record.attempts += 1
+            record.started_at = timestamp
+            record.status = "running"
+        elif kind == "STEP_UP_FOR_RETRY":
+            record.status = "retrying"
+            record.error = error_text(getattr(event.event_specific_data, "error", None))
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+            millis = getattr(event.event_specific_data, "duration_ms", None)
+            if millis is not None:
+                record.duration_s = millis / 1000
+            elif record.started_at is not None:
+                record.duration_s = max(0.0, timestamp - record.started_at)
+        if kind == "STEP_FAILURE":
+            user = getattr(event.event_specific_data, "user_failure_data", None)
+            source = user.metadata.get("source") if user is not None else None
+            record.source = str(getattr(source, "value", source)) if source else None
+            record.error = failure_message(event)
+            record.status = "failed"
+        elif kind == "STEP_SKIPPED":
+            record.status = "skipped"
 
     @staticmethod
     def _line(verb: str, label: str, detail: str = "") -> str:
@@ -126,12 +190,17 @@ class RunProgress:
 
     def _on_success(self, part: StepPart, event: dg.DagsterEvent) -> str:
         key = event.step_key or ""
+        record = self.steps.get(key)
         if key in self._skip_reasons or (part.is_exit and key not in self._produced):
             # A skip marker (`when`, skipped upstream), or no result at all (on_failure: stop).
+            if record is not None:
+                record.status = "skipped"
             if part.is_exit:
                 self._settle(part.step_id, "skipped")
             reason = self._skip_reasons.get(key, "not started: an earlier step failed")
             return self._line("skipped", part.label, f" ({reason})")
+        if record is not None:
+            record.status = "succeeded"
         if part.is_exit:
             self._settle(part.step_id, "succeeded")
         return self._line("succeeded", part.label, self._duration(event))
@@ -158,6 +227,6 @@ class RunProgress:
     def by_outcome(self) -> dict[str, list[str]]:
         """Step ids per outcome: succeeded, failed, skipped, and not run (never started)."""
         groups: dict[str, list[str]] = {"succeeded": [], "failed": [], "skipped": [], "not run": []}
-        for step in self.plan.steps:
-            groups[self.outcomes.get(step.id, "not run")].append(step.id)
+        for step_id in self.step_order:
+            groups[self.outcomes.get(step_id, "not run")].append(step_id)
         return groups

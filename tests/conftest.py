@@ -24,7 +24,11 @@ from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3, running_s
 POSTGRES_DSN = os.environ.get("MAESTRO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 SERVICE_FIXTURES = frozenset({"postgres_url", "postgres_instance", "seaweedfs"})
 """Fixtures that start or reach a service; a test using one (directly or not) is `services`."""
-SERVICE_PARAMS = {"gate_instance": "postgres", "artifacts_backend": "s3"}
+SERVICE_PARAMS = {
+    "gate_instance": "postgres",
+    "artifacts_backend": "s3",
+    "observed_home": "postgres",
+}
 """Parametrised fixtures whose one variant reaches a service."""
 
 
@@ -101,6 +105,18 @@ def postgres_url() -> Iterator[str]:
             )
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def observed_home(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A DAGSTER_HOME folder whose dagster.yaml stores runs in SQLite (the folder) or in the
+    session's PostgreSQL database, emptied first; the policy store lives beside it."""
+    from tests.support.observed import empty_postgres_home, sqlite_home
+
+    home = tmp_path / "dagster_home"
+    if request.param == "postgres":
+        return empty_postgres_home(home, request.getfixturevalue("postgres_url"))
+    return sqlite_home(home)
 
 
 @pytest.fixture(scope="session")

@@ -184,15 +184,24 @@ def run_shell(params: ShellParams, ctx: StepContext) -> dict[str, Any]:
     for pump in pumps:
         pump.daemon = True
         pump.start()
-    while True:
-        try:
-            process.wait(timeout=0.05)
-            break
-        except subprocess.TimeoutExpired:
-            remaining = ctx.remaining()
-            if ctx.cancelled.is_set() or (remaining is not None and remaining <= 0):
-                _stop(process)
-                raise StepTimeoutError(f"command timed out and was stopped: {argv[0]}") from None
+    try:
+        while True:
+            try:
+                process.wait(timeout=0.05)
+                break
+            except subprocess.TimeoutExpired:
+                remaining = ctx.remaining()
+                if ctx.cancelled.is_set() or (remaining is not None and remaining <= 0):
+                    _stop(process)
+                    raise StepTimeoutError(
+                        f"command timed out and was stopped: {argv[0]}"
+                    ) from None
+    except BaseException:
+        # The run was terminated (`maestro cancel`, the UI): Dagster interrupts the step; the
+        # command runs in its own session, so it would outlive the step unless stopped here.
+        if process.poll() is None:
+            _stop(process)
+        raise
     for pump in pumps:
         pump.join(timeout=5)
     stdout = "".join(out_tail) if params.tail_lines else ""

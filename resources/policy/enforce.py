@@ -239,15 +239,21 @@ def check_step(
 
 
 def record_cost(
-    context: dg.OpExecutionContext, workflow: WorkflowRef, step_id: str, cost_usd: float
+    context: dg.OpExecutionContext,
+    workflow: WorkflowRef,
+    step_id: str,
+    cost_usd: float,
+    plugin: str = "",
 ) -> None:
-    """Add a step's spend to the tenant's ledger (what period budgets are checked against), and
-    show the run's total so far as the run tag `maestro/cost_usd` in the UI."""
+    """Add a step's spend to the tenant's ledger (what period budgets are checked against, and
+    `maestro costs` and the metrics exporter read), and show the run's total so far as the run
+    tag `maestro/cost_usd` in the UI."""
     total = store_for(context.instance).record_cost(
         run_id=context.run_id,
         tenant=workflow.tenant,
         workflow=workflow.name,
         step_id=step_id,
+        plugin=plugin,
         cost_usd=cost_usd,
     )
     run = context.instance.get_run_by_id(context.run_id)

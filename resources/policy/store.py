@@ -1,8 +1,10 @@
-"""Durable state of the policy gate: run requests, the decision audit, run admissions, costs.
+"""Durable state of the policy gate: run requests, the decision audit, run admissions, costs,
+and the metrics exporter's cursors.
 
 It lives beside the Dagster instance's own storage: in its PostgreSQL database when the instance
 stores runs there, else in `maestro_policy.db` (SQLite) in the instance's folder. Tables are
-created on first use; every write is one short transaction, safe from several processes.
+created on first use, and columns added since are added to existing tables (`_COLUMNS_ADDED`);
+every write is one short transaction, safe from several processes.
 """
 
 from __future__ import annotations
@@ -78,9 +80,30 @@ cost_ledger = sa.Table(
     sa.Column("workflow", sa.String(255), nullable=False),
     sa.Column("step_id", sa.String(255), nullable=False),
     sa.Column("cost_usd", sa.Float, nullable=False),
+    # Added after the first release: rows recorded before it have "" (see _COLUMNS_ADDED).
+    sa.Column("plugin", sa.String(255), nullable=False, server_default=""),
     sa.Index("ix_maestro_cost_ledger_tenant_time", "tenant", "recorded_at"),
     sa.Index("ix_maestro_cost_ledger_run", "run_id"),
+    sa.Index("ix_maestro_cost_ledger_time", "recorded_at"),
 )
+
+metrics_state = sa.Table(
+    "maestro_metrics_state",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),  # JSON (resources/observability/metrics.py)
+)
+
+_COLUMNS_ADDED: dict[str, tuple[tuple[str, str], ...]] = {
+    cost_ledger.name: (("plugin", "VARCHAR(255) NOT NULL DEFAULT ''"),),
+}
+"""Columns added to a table after it first shipped, with their DDL: `create_all` creates missing
+tables but never alters existing ones, so these are added with `ALTER TABLE ... ADD COLUMN`
+(SQLite and PostgreSQL both accept it, and keep every row, with the default)."""
+_INDEXES_ADDED = tuple(i for i in cost_ledger.indexes if i.name == "ix_maestro_cost_ledger_time")
+"""Indexes added to an existing table since it first shipped (created if missing)."""
 
 PENDING, ADMITTED, REFUSED, LAUNCHED = "pending", "admitted", "refused", "launched"
 
@@ -133,6 +156,20 @@ class DecisionRecord:
     engine: str
 
 
+@dataclass(frozen=True)
+class CostRecord:
+    """One step's spend, as the ledger holds it (`plugin` is "" on rows older than the column)."""
+
+    id: int
+    recorded_at: float
+    run_id: str
+    tenant: str
+    workflow: str
+    step_id: str
+    plugin: str
+    cost_usd: float
+
+
 class PolicyStore:
     """SQLAlchemy Core over one database URL; one engine per URL per process."""
 
@@ -151,11 +188,19 @@ class PolicyStore:
         for attempt in range(3):  # two processes creating the tables at once: one loses
             try:
                 metadata.create_all(self.engine)
+                _add_missing_columns(self.engine)
                 break
             except sa.exc.SQLAlchemyError:
                 if attempt == 2:
                     raise
                 time.sleep(0.2)
+
+    @property
+    def _dialect(self) -> Any:
+        """The dialect module whose `insert` has `on_conflict_do_nothing`."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        return postgresql if self.engine.dialect.name == "postgresql" else sqlite
 
     # ------------------------------------------------------------ decisions
 
@@ -207,6 +252,17 @@ class PolicyStore:
         with self.engine.connect() as conn:
             return [_decision(row) for row in conn.execute(query)]
 
+    def decision_outcomes(self, *, created_after: float) -> list[tuple[str, float, str, bool]]:
+        """(id, created_at, kind, allow) of every decision made after `created_after`, oldest
+        first: what the metrics exporter counts, without the reasons."""
+        query = (
+            sa.select(decisions.c.id, decisions.c.created_at, decisions.c.kind, decisions.c.allow)
+            .where(decisions.c.created_at > created_after)
+            .order_by(decisions.c.created_at, decisions.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [(r.id, r.created_at, r.kind, bool(r.allow)) for r in conn.execute(query)]
+
     # ------------------------------------------------------------ run admissions
 
     def admit_run(self, run_id: str, decision_id: str) -> str:
@@ -216,11 +272,10 @@ class PolicyStore:
         and every step reads the winner, so a run has exactly one `maestro.workflow` decision.
         """
         values = {"run_id": run_id, "decision_id": decision_id, "created_at": time.time()}
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         with self.engine.begin() as conn:
-            conn.execute(dialect.insert(run_admissions).values(values).on_conflict_do_nothing())
+            conn.execute(
+                self._dialect.insert(run_admissions).values(values).on_conflict_do_nothing()
+            )
             return conn.execute(
                 sa.select(run_admissions.c.decision_id).where(run_admissions.c.run_id == run_id)
             ).scalar_one()
@@ -238,26 +293,69 @@ class PolicyStore:
     # ------------------------------------------------------------ costs
 
     def record_cost(
-        self, *, run_id: str, tenant: str, workflow: str, step_id: str, cost_usd: float
+        self,
+        *,
+        run_id: str,
+        tenant: str,
+        workflow: str,
+        step_id: str,
+        cost_usd: float,
+        plugin: str = "",
+        recorded_at: float | None = None,
     ) -> float:
         """Add a step's spend to the ledger; returns the run's total, read in the same
         transaction."""
         with self.engine.begin() as conn:
             conn.execute(
                 cost_ledger.insert().values(
-                    recorded_at=time.time(),
+                    recorded_at=time.time() if recorded_at is None else recorded_at,
                     run_id=run_id,
                     tenant=tenant,
                     workflow=workflow,
                     step_id=step_id,
+                    plugin=plugin,
                     cost_usd=cost_usd,
                 )
             )
             return float(conn.execute(_run_spend_query(run_id)).scalar_one())
 
+    def costs(
+        self,
+        *,
+        since: float | None = None,
+        tenant: str | None = None,
+        run_id: str | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[CostRecord]:
+        """Ledger rows recorded at or after `since` (a Unix time), oldest first."""
+        query = cost_ledger.select().order_by(cost_ledger.c.recorded_at, cost_ledger.c.id)
+        if since is not None:
+            query = query.where(cost_ledger.c.recorded_at >= since)
+        if tenant:
+            query = query.where(cost_ledger.c.tenant == tenant)
+        if run_id:
+            query = query.where(cost_ledger.c.run_id == run_id)
+        if after_id is not None:
+            query = query.where(cost_ledger.c.id > after_id)
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_cost(row) for row in conn.execute(query)]
+
     def run_spend(self, run_id: str) -> float:
         with self.engine.connect() as conn:
             return float(conn.execute(_run_spend_query(run_id)).scalar_one())
+
+    def costs_recorded_after(self, recorded_after: float) -> list[CostRecord]:
+        """Ledger rows recorded after `recorded_after`, oldest first (the metrics exporter)."""
+        query = (
+            cost_ledger.select()
+            .where(cost_ledger.c.recorded_at > recorded_after)
+            .order_by(cost_ledger.c.recorded_at, cost_ledger.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [_cost(row) for row in conn.execute(query)]
 
     def tenant_spend(self, tenant: str, since: datetime) -> float:
         query = sa.select(sa.func.coalesce(sa.func.sum(cost_ledger.c.cost_usd), 0.0)).where(
@@ -265,6 +363,35 @@ class PolicyStore:
         )
         with self.engine.connect() as conn:
             return float(conn.execute(query).scalar_one())
+
+    # ------------------------------------------------------------ metrics exporter state
+
+    def metrics_state(self, name: str) -> tuple[int, str] | None:
+        """(version, JSON) of the exporter state saved under `name`, if any."""
+        query = sa.select(metrics_state.c.version, metrics_state.c.state).where(
+            metrics_state.c.name == name
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return (int(row.version), str(row.state)) if row is not None else None
+
+    def save_metrics_state(self, name: str, version: int, state: str) -> bool:
+        """Store `state` as version `version + 1` if the saved one is still `version` (0: none
+        yet): a compare-and-set, so two exporters sharing a name never both count a row."""
+        now = time.time()
+        values = {"name": name, "version": version + 1, "updated_at": now, "state": state}
+        with self.engine.begin() as conn:
+            if version == 0:
+                result = conn.execute(
+                    self._dialect.insert(metrics_state).values(values).on_conflict_do_nothing()
+                )
+            else:
+                result = conn.execute(
+                    metrics_state.update()
+                    .where(metrics_state.c.name == name, metrics_state.c.version == version)
+                    .values(values)
+                )
+        return result.rowcount == 1
 
     # ------------------------------------------------------------ run requests
 
@@ -353,6 +480,20 @@ class PolicyStore:
         return owner == run_id
 
 
+def _add_missing_columns(engine: sa.Engine) -> None:
+    """Add the columns of `_COLUMNS_ADDED` that an existing table lacks (another process may
+    add one at the same moment: the caller retries, and the next look finds it there)."""
+    inspector = sa.inspect(engine)
+    for table, columns in _COLUMNS_ADDED.items():
+        present = {column["name"] for column in inspector.get_columns(table)}
+        for name, ddl in columns:
+            if name not in present:
+                with engine.begin() as conn:
+                    conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+    for index in _INDEXES_ADDED:  # create_all makes indexes only with a new table
+        index.create(engine, checkfirst=True)
+
+
 def _run_spend_query(run_id: str) -> sa.Select[Any]:
     return sa.select(sa.func.coalesce(sa.func.sum(cost_ledger.c.cost_usd), 0.0)).where(
         cost_ledger.c.run_id == run_id
@@ -381,6 +522,19 @@ def _decision(row: Any) -> DecisionRecord:
         policy_version=row.policy_version,
         input_digest=row.input_digest,
         engine=row.engine,
+    )
+
+
+def _cost(row: Any) -> CostRecord:
+    return CostRecord(
+        id=int(row.id),
+        recorded_at=float(row.recorded_at),
+        run_id=row.run_id,
+        tenant=row.tenant,
+        workflow=row.workflow,
+        step_id=row.step_id,
+        plugin=row.plugin or "",
+        cost_usd=float(row.cost_usd),
     )
 
 

@@ -16,3 +16,34 @@ def test_the_installed_dagster_is_the_one_the_private_apis_were_checked_against(
 def test_every_private_name_is_there() -> None:
     for name in dagster_private.__all__:
         assert getattr(dagster_private, name) is not None, name
+
+
+def test_a_stored_runs_snapshot_nodes_and_compute_log_key() -> None:
+    """The job snapshot of a stored run gives each node's op and tags; the LOGS_CAPTURED
+    event's file key leads to the captured stdout."""
+    import dagster as dg
+
+    @dg.op(tags={"maestro/step_id": "hello", "maestro/plugin": "echo"})
+    def job__hello() -> None:
+        print("captured-line")
+
+    @dg.job
+    def job() -> None:
+        job__hello.alias("hello")()
+
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance)
+        run = instance.get_run_by_id(result.run_id)
+        assert run is not None and run.job_snapshot_id is not None
+        [node] = dagster_private.job_snapshot_nodes(instance, run.job_snapshot_id)
+        assert node == (
+            "hello",
+            "job__hello",
+            {"maestro/step_id": "hello", "maestro/plugin": "echo"},
+        )
+        [captured] = instance.get_records_for_run(
+            result.run_id, of_type=dg.DagsterEventType.LOGS_CAPTURED
+        ).records
+        data = captured.event_log_entry.dagster_event.event_specific_data
+        key = dagster_private.compute_log_key(instance, result.run_id, data.file_key)
+        assert b"captured-line" in instance.compute_log_manager.get_log_data(key).stdout

@@ -241,4 +241,4 @@ def _reachable_models(runtime: StepRuntime, params: Any, ctx: StepContext) -> Se
 
 def _record_cost(context: dg.OpExecutionContext, runtime: StepRuntime, cost_usd: float) -> None:
     if cost_usd > 0:
-        enforce.record_cost(context, runtime.ref, runtime.step.id, cost_usd)
+        enforce.record_cost(context, runtime.ref, runtime.step.id, cost_usd, runtime.plugin.name)
