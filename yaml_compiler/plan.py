@@ -28,6 +28,7 @@ from yaml_compiler.names import (
 )
 from yaml_compiler.source import SourceDocument
 from yaml_compiler.spec import (
+    ID_LENGTH_REASON,
     CompensationSpec,
     OutputSpec,
     ParamSpec,
@@ -223,6 +224,8 @@ def pydantic_diagnostics(
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown field"
+        elif error["type"] == "string_too_long":
+            message = f"{message} ({ID_LENGTH_REASON})"
         elif error["type"] == "missing":
             message = "field required"
         messages = merged.setdefault((*base, *path), [])
