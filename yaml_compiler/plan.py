@@ -196,7 +196,7 @@ def _step_dict(step: PlannedStep) -> dict[str, Any]:
         if step.resources
         else None,
         "pool": step.pool,
-        "outputs": [o.model_dump(mode="json", exclude_none=True) for o in step.outputs],
+        "outputs": [o.model_dump(mode="json", exclude_defaults=True) for o in step.outputs],
         "on_upstream_skip": step.on_upstream_skip,
         "tags": dict(step.tags),
     }

@@ -6,6 +6,7 @@ compensation `{plugin, config}`) are normalised here, so later stages see one fo
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Annotated, Any, Literal
 
@@ -15,11 +16,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from maestro_common.durations import at_most, format_duration, parse_duration
-from maestro_common.values import TextMap
+from maestro_common.values import TextMap, is_template
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """Seconds; written in YAML as `500ms`, `30s`, `5m`, `2h` or a number (at most 365d)."""
@@ -211,7 +214,26 @@ def _file_path(value: str) -> str:
         raise ValueError("path contains a NUL character")
     if value.endswith(("/", "/.", "/..")) or value in {".", ".."}:
         raise ValueError(f"path {value!r} names a folder; a file output is one file")
-    return value
+    return value if is_template(value) else posixpath.normpath(value)
+
+
+def output_path_problem(path: str) -> str | None:
+    """Why a file output's path (rendered, or written without templates) leaves the step's
+    working folder, or None. `sub/../report.txt` is fine (it is `report.txt`)."""
+    if path.startswith("~"):
+        return f"path {path!r} starts in a home folder"
+    if posixpath.isabs(path):
+        return f"path {path!r} is absolute"
+    normal = posixpath.normpath(path)
+    if normal == ".." or normal.startswith("../"):
+        return f"path {path!r} goes up out of the step's working folder"
+    return None
+
+
+OUTSIDE_HINT = (
+    "a file output stays inside the step's working folder (its cwd); set allow_outside: true "
+    "on the output to read a file elsewhere"
+)
 
 
 ASSET_KEY = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
@@ -231,12 +253,29 @@ class OutputSpec(_Model):
         None
     )
     description: str | None = None
+    allow_outside: bool = Field(
+        False,
+        description="The path may leave the step's working folder (absolute, `~`, `..`, or a "
+        "symlink that points out of it).",
+    )
     path: Annotated[str, AfterValidator(_file_path)] | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         return {"name": data} if isinstance(data, str) else data
+
+    @field_validator("path")
+    @classmethod
+    def _stays_inside(cls, path: str | None, info: ValidationInfo) -> str | None:
+        """Checked here where the path is written out; a template's text before its first
+        `{{` too. What a template renders is checked when the step runs."""
+        if path is not None and not info.data.get("allow_outside"):
+            static = path[: path.find("{")] if is_template(path) else path
+            problem = output_path_problem(static) if static else None
+            if problem is not None:
+                raise ValueError(f"{problem}: {OUTSIDE_HINT}")
+        return path
 
 
 class StepSpec(_Model):
