@@ -214,7 +214,7 @@ def _file_path(value: str) -> str:
         raise ValueError("path contains a NUL character")
     if value.endswith(("/", "/.", "/..")) or value in {".", ".."}:
         raise ValueError(f"path {value!r} names a folder; a file output is one file")
-    return value if is_template(value) else posixpath.normpath(value)
+    return value
 
 
 def output_path_problem(path: str) -> str | None:
@@ -275,7 +275,7 @@ class OutputSpec(_Model):
             problem = output_path_problem(static) if static else None
             if problem is not None:
                 raise ValueError(f"{problem}: {OUTSIDE_HINT}")
-        return path
+        return path if path is None or is_template(path) else posixpath.normpath(path)
 
 
 class StepSpec(_Model):
