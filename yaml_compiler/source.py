@@ -4,8 +4,9 @@ libyaml composes the node tree (fast, in C); we build plain Python values from i
 the line/column of every field path, so later stages can report `file:line:col`.
 
 Loading is bounded, so a hostile file costs little before it is refused: the document's size
-(`MAX_DOCUMENT_BYTES`, before parsing), the values built from it (`MAX_VALUES`, aliases and
-`<<` merges counted as often as they are expanded: a "billion laughs" stops there), its nesting
+(`MAX_DOCUMENT_BYTES`, before parsing), the values built from it (`MAX_VALUES`; of them
+`MAX_ALIAS_VALUES` through aliases and `<<` merges, counted as often as they are expanded: a
+"billion laughs" stops there), its nesting
 (`MAX_NESTING`), and only the standard JSON-like tags (no `!!python/...`, `!!binary`, `!!set`
 or custom `!tags`). Every refusal is a positioned diagnostic.
 """
@@ -40,7 +41,11 @@ MAX_DOCUMENT_BYTES = 512 * 1024
 167 KB). Parsing is linear but not free (~3 µs a node): the cap keeps a refusal fast."""
 MAX_VALUES = 100_000
 """Values (mappings, lists, scalars, merged pairs) built from one document, every alias
-expansion counted: a 1,000-step workflow builds ~8,000; a billion-laughs file stops here."""
+expansion counted: a 1,000-step workflow builds ~8,000."""
+MAX_ALIAS_VALUES = 20_000
+"""Of those, values built again through aliases and `<<` merges: a 5-key anchor merged into
+each of 1,000 steps is 5,000; a "billion laughs" file stops here, in a few hundredths of a
+second."""
 MAX_NESTING = 50
 """Levels of mappings and lists inside each other (libyaml itself stops at 1,000)."""
 
@@ -174,13 +179,16 @@ class _Refused(Exception):
 class _Builder:
     """Builds plain values from composed nodes, counting what it builds."""
 
-    __slots__ = ("budget", "doc", "loader", "problems")
+    __slots__ = ("alias_budget", "budget", "built", "doc", "expanding", "loader", "problems")
 
     def __init__(self, doc: SourceDocument, loader: yaml.SafeLoader):
         self.doc = doc
         self.loader = loader
         self.problems: list[Diagnostic] = []
         self.budget = MAX_VALUES
+        self.alias_budget = MAX_ALIAS_VALUES
+        self.built: set[int] = set()  # mappings and lists built once: again means an alias
+        self.expanding = False
 
     def problem(self, node: yaml.Node, path: FieldPath, message: str) -> None:
         line, col = _mark(node)
@@ -190,7 +198,7 @@ class _Builder:
         line, col = _mark(node)
         return _Refused(Diagnostic(self.doc.filename, line, col, format_path(path), message))
 
-    def spend(self, count: int, node: yaml.Node, path: FieldPath) -> None:
+    def spend(self, count: int, node: yaml.Node, path: FieldPath, expanding: bool) -> None:
         self.budget -= count
         if self.budget < 0:
             raise self.refuse(
@@ -199,19 +207,40 @@ class _Builder:
                 f"the document expands to more than {MAX_VALUES:,} values (aliases and << "
                 "merges count each time they are used): too large for a workflow",
             )
+        if expanding:
+            self.alias_budget -= count
+            if self.alias_budget < 0:
+                raise self.refuse(
+                    node,
+                    path,
+                    f"aliases and << merges expand to more than {MAX_ALIAS_VALUES:,} values "
+                    "(each counted every time it is used): too large for a workflow",
+                )
 
     def build(self, node: yaml.Node, path: FieldPath, ancestors: frozenset[int]) -> Any:
-        self.doc.positions.setdefault(path, _mark(node))
-        self.spend(1, node, path)
+        positions = self.doc.positions
+        if path not in positions:
+            positions[path] = _mark(node)
+        self.spend(1, node, path, self.expanding)
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, path)
         if id(node) in ancestors:
             self.problem(node, path, "an alias refers to itself")
             return None
-        if isinstance(node, yaml.ScalarNode):
-            return self.scalar(node, path)
         if len(path) >= MAX_NESTING:
             raise self.refuse(
                 node, path, f"nested more than {MAX_NESTING} levels deep: too deep for a workflow"
             )
+        if self.expanding or id(node) not in self.built:
+            self.built.add(id(node))
+            return self.collection(node, path, ancestors)
+        self.expanding = True  # this node was built before: an alias, expanded again
+        try:
+            return self.collection(node, path, ancestors)
+        finally:
+            self.expanding = False
+
+    def collection(self, node: yaml.Node, path: FieldPath, ancestors: frozenset[int]) -> Any:
         ancestors = ancestors | {id(node)}
         if isinstance(node, yaml.MappingNode):
             if node.tag != _MAP_TAG:
@@ -265,7 +294,7 @@ class _Builder:
             for source in reversed(sources):  # the first source takes precedence, so it comes last
                 if isinstance(source, yaml.MappingNode) and id(source) not in active | {id(node)}:
                     pairs = self.merged_pairs(source, path, active | {id(node)})
-                    self.spend(len(pairs), source, path)
+                    self.spend(len(pairs), source, path, expanding=True)
                     inherited.extend((key, value, False) for key, value, _ in pairs)
                 else:
                     self.problem(

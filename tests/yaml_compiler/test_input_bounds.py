@@ -17,7 +17,13 @@ import pytest
 from tests.support.compiling import plan_text
 from yaml_compiler import WorkflowCompileError
 from yaml_compiler.compiler import read_workflow_file
-from yaml_compiler.source import MAX_DOCUMENT_BYTES, MAX_NESTING, MAX_VALUES, load_yaml
+from yaml_compiler.source import (
+    MAX_ALIAS_VALUES,
+    MAX_DOCUMENT_BYTES,
+    MAX_NESTING,
+    MAX_VALUES,
+    load_yaml,
+)
 from yaml_compiler.spec import MAX_ID_LENGTH
 
 FILE = "wf.yaml"
@@ -55,7 +61,7 @@ def _laughs(levels: int, fan_out: int) -> str:
 def test_an_alias_bomb_is_refused_where_it_crosses_the_value_limit() -> None:
     message = one_error(_laughs(levels=9, fan_out=10))  # 10**9 values once expanded
     assert message.startswith(f"{FILE}:")
-    assert f"expands to more than {MAX_VALUES:,} values" in message
+    assert f"aliases and << merges expand to more than {MAX_ALIAS_VALUES:,} values" in message
     line = int(message.split(":")[1])
     assert 2 <= line <= 10  # on one of the lolN lines, not at 1:1
 
@@ -65,7 +71,7 @@ def test_merge_keys_are_counted_like_aliases() -> None:
     for level in range(1, 16):
         lines.append(f"m{level}: &m{level} {{<<: [{', '.join([f'*m{level - 1}'] * 8)}]}}")
     lines += ["steps:", "  - run: echo"]
-    assert "expands to more than" in one_error("\n".join(lines) + "\n")
+    assert "merges expand to more than" in one_error("\n".join(lines) + "\n")
 
 
 def test_the_bomb_ends_inside_a_small_memory_and_cpu_limit() -> None:
@@ -90,7 +96,7 @@ def test_the_bomb_ends_inside_a_small_memory_and_cpu_limit() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.startswith("bomb.yaml:") and "expands to more than" in done.stdout
+    assert done.stdout.startswith("bomb.yaml:") and "expand to more than" in done.stdout
 
 
 def test_a_document_over_the_size_limit_is_refused_before_parsing() -> None:
@@ -112,6 +118,13 @@ def test_a_huge_file_is_not_read_to_its_end(tmp_path: Path) -> None:
     with pytest.raises(WorkflowCompileError) as caught:
         read_workflow_file(path)
     assert "larger than the limit" in str(caught.value)
+
+
+def test_a_large_document_without_aliases_is_bounded_by_its_values() -> None:
+    """Under the size limit but dense: refused by the total, not the alias, count."""
+    values = ", ".join("1" for _ in range(MAX_VALUES + 10))
+    message = one_error(f"name: x\nsteps:\n  - run: echo\n    with: {{a: [{values}]}}\n")
+    assert message.startswith(f"{FILE}:4:") and f"more than {MAX_VALUES:,} values" in message
 
 
 def test_deep_nesting_is_a_positioned_diagnostic() -> None:

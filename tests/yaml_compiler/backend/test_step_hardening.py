@@ -216,3 +216,13 @@ def test_allow_outside_lets_a_step_publish_a_file_elsewhere(
     )
     assert result.success
     assert result.output_for_node("make")["report"]["size"] == 3
+
+
+def test_a_list_param_may_hold_null_items(run_yaml: Runner) -> None:
+    """Found by the fuzzer: Dagster's Array(Any) config refused a default with a null in it
+    (a CheckError, not a diagnostic) when the job was built."""
+    result = run_yaml(
+        "name: nulls\nparams:\n  teams: {type: list, default: [a, null]}\nsteps:\n"
+        "  - id: s\n    run: echo\n    with: {teams: '{{ params.teams }}'}\n"
+    )
+    assert result.success and result.output_for_node("s") == {"teams": ["a", None]}
