@@ -13,7 +13,9 @@ or custom `!tags`). Every refusal is a positioned diagnostic.
 
 from __future__ import annotations
 
+import bisect
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,7 +108,7 @@ def load_yaml(text: str, filename: str) -> SourceDocument:
     doc = SourceDocument(filename=filename, value=None)
     if root is None:
         raise _root_error(filename, 1, 1, "the file is empty")
-    builder = _Builder(doc, _Loader(""))
+    builder = _Builder(doc, _Loader(""), _marks_for(text))
     try:
         doc.value = builder.build(root, (), frozenset())
     except _Refused as refused:
@@ -134,6 +136,8 @@ def _compose(text: str, filename: str) -> yaml.Node | None:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        if mark is not None and any(br in text for br in _OTHER_LINE_BREAKS):
+            line, col = line_and_column(text, mark.index)
         problem = exc.problem or str(exc)
         if mark is not None and _character_at(text, mark.line, mark.column) == "\t":
             problem += " (a tab: YAML is indented with spaces)"
@@ -165,6 +169,24 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+_OTHER_LINE_BREAKS = ("\x85", "\u2028", "\u2029")
+"""YAML 1.1 line breaks that editors do not start a new line at: libyaml's line numbers
+count them, so marks are recomputed from their character index when a text holds one."""
+
+
+def _marks_for(text: str) -> Callable[[yaml.Node], tuple[int, int]]:
+    if not any(br in text for br in _OTHER_LINE_BREAKS):
+        return _mark
+    starts = [0, *(i + 1 for i, ch in enumerate(text) if ch == "\n")]
+
+    def mark(node: yaml.Node) -> tuple[int, int]:
+        index = node.start_mark.index
+        line = bisect.bisect_right(starts, index)
+        return (line, index - starts[line - 1] + 1)
+
+    return mark
+
+
 def _tag_name(tag: str) -> str:
     return "!!" + tag.removeprefix(_YAML_TAG) if tag.startswith(_YAML_TAG) else tag
 
@@ -179,10 +201,18 @@ class _Refused(Exception):
 class _Builder:
     """Builds plain values from composed nodes, counting what it builds."""
 
-    __slots__ = ("alias_budget", "budget", "built", "doc", "expanding", "loader", "problems")
+    __slots__ = (
+        "alias_budget", "budget", "built", "doc", "expanding", "loader", "mark", "problems",
+    )  # fmt: skip
 
-    def __init__(self, doc: SourceDocument, loader: yaml.SafeLoader):
+    def __init__(
+        self,
+        doc: SourceDocument,
+        loader: yaml.SafeLoader,
+        mark: Callable[[yaml.Node], tuple[int, int]] = _mark,
+    ):
         self.doc = doc
+        self.mark = mark
         self.loader = loader
         self.problems: list[Diagnostic] = []
         self.budget = MAX_VALUES
@@ -191,11 +221,11 @@ class _Builder:
         self.expanding = False
 
     def problem(self, node: yaml.Node, path: FieldPath, message: str) -> None:
-        line, col = _mark(node)
+        line, col = self.mark(node)
         self.problems.append(Diagnostic(self.doc.filename, line, col, format_path(path), message))
 
     def refuse(self, node: yaml.Node, path: FieldPath, message: str) -> _Refused:
-        line, col = _mark(node)
+        line, col = self.mark(node)
         return _Refused(Diagnostic(self.doc.filename, line, col, format_path(path), message))
 
     def spend(self, count: int, node: yaml.Node, path: FieldPath, expanding: bool) -> None:
@@ -220,7 +250,7 @@ class _Builder:
     def build(self, node: yaml.Node, path: FieldPath, ancestors: frozenset[int]) -> Any:
         positions = self.doc.positions
         if path not in positions:
-            positions[path] = _mark(node)
+            positions[path] = self.mark(node)
         self.spend(1, node, path, self.expanding)
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, path)
@@ -270,7 +300,7 @@ class _Builder:
                 inherited.discard(key)
             else:
                 inherited.add(key)
-            self.doc.positions[child] = _mark(key_node)
+            self.doc.positions[child] = self.mark(key_node)
             result[key] = self.build(value_node, child, ancestors)
         return result
 

@@ -380,3 +380,13 @@ def test_output_paths_are_normalised_and_allow_outside_lets_them_out() -> None:
         "asset_key": "maestro/x/a/r",
         "path": "report.txt",
     }
+
+
+@pytest.mark.parametrize("separator", ["\x85", "\u2028", "\u2029"])
+def test_unicode_line_separators_do_not_shift_line_numbers(separator: str) -> None:
+    """libyaml counts NEL, LS and PS as line breaks; editors do not (found by the fuzzer: a
+    diagnostic pointed past the end of the file)."""
+    text = f'name: x\ndescription: "a{separator}b"\nsteps:\n  - run: echo\n    bogus: 1\n'
+    assert one_error(text) == f"{FILE}:5:5: steps[0].bogus: unknown field"
+    broken = f'name: x\ndescription: "a{separator}b"\nsteps:\n  - run: echo\n   with: {{}}\n'
+    assert one_error(broken).startswith(f"{FILE}:5:4: <root>: invalid YAML:")
