@@ -1,7 +1,8 @@
 """`--param NAME=VALUE` parsing: text from the shell becomes a value of the param's declared type.
 
 Strings stay as written (so `--param tag=007` is the string "007"); numbers and booleans are
-parsed; lists and objects are read as YAML, which includes JSON.
+parsed; lists and objects are read as YAML, which includes JSON, by the workflow loader with its
+bounds (no alias bombs, no `!!python/...` tags, no NUL characters).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import yaml
-
+from yaml_compiler.diagnostics import WorkflowCompileError
+from yaml_compiler.source import load_yaml
 from yaml_compiler.spec import ParamSpec
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
@@ -70,11 +71,15 @@ def _boolean(text: str) -> bool:
 
 
 def _structured(text: str, kind: type, label: str) -> Any:
+    if not text.strip():
+        raise ValueError(f"expected {label} in YAML or JSON, got {text!r}")
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ValueError(f"expected {label} in YAML or JSON: {problem}") from None
+        value = load_yaml(text, "<value>").value
+    except WorkflowCompileError as exc:
+        first = exc.diagnostics[0]
+        where = f"{first.line}:{first.col}" + (f" {first.path}" if first.path != "<root>" else "")
+        problem = first.message.removeprefix("invalid YAML: ")
+        raise ValueError(f"expected {label} in YAML or JSON: {problem} (at {where})") from None
     if not isinstance(value, kind):
         raise ValueError(f"expected {label} in YAML or JSON, got {text!r}")
     return value

@@ -15,7 +15,7 @@ from typing import Any
 from yaml_compiler.catalog import PluginCatalog
 from yaml_compiler.diagnostics import Diagnostic, WorkflowCompileError
 from yaml_compiler.plan import CronCheck, WorkflowPlan, plan_workflow
-from yaml_compiler.source import load_yaml
+from yaml_compiler.source import MAX_DOCUMENT_BYTES, line_and_column, load_yaml
 
 WORKFLOW_SUFFIXES = (".yaml", ".yml")
 
@@ -26,10 +26,26 @@ def workflow_files_in(folder: Path) -> list[Path]:
 
 
 def read_workflow_file(path: str | Path) -> str:
+    """The file's text: at most MAX_DOCUMENT_BYTES are read (a huge file, or a device, is not
+    read to its end), and bytes that are not UTF-8 are reported at their line and column."""
+    filename = str(path)
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WorkflowCompileError([Diagnostic(str(path), 1, 1, "<root>", str(exc))]) from None
+        with open(path, "rb") as file:
+            data = file.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as exc:
+        raise WorkflowCompileError([Diagnostic(filename, 1, 1, "<root>", str(exc))]) from None
+    if len(data) > MAX_DOCUMENT_BYTES:
+        line = data.count(b"\n", 0, MAX_DOCUMENT_BYTES) + 1
+        message = f"the file is larger than the limit of {MAX_DOCUMENT_BYTES // 1024} KiB"
+        raise WorkflowCompileError([Diagnostic(filename, line, 1, "<root>", message)])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        prefix = data[: exc.start].decode("utf-8", "replace")
+        line, col = line_and_column(prefix, len(prefix))
+        bad = data[exc.start : exc.end].hex(" ")
+        message = f"the file is not UTF-8 text: byte(s) {bad} ({exc.reason})"
+        raise WorkflowCompileError([Diagnostic(filename, line, col, "<root>", message)]) from None
 
 
 def plan_text(

@@ -28,6 +28,7 @@ from yaml_compiler.names import (
 )
 from yaml_compiler.source import SourceDocument
 from yaml_compiler.spec import (
+    ID_LENGTH_REASON,
     CompensationSpec,
     OutputSpec,
     ParamSpec,
@@ -195,7 +196,7 @@ def _step_dict(step: PlannedStep) -> dict[str, Any]:
         if step.resources
         else None,
         "pool": step.pool,
-        "outputs": [o.model_dump(mode="json", exclude_none=True) for o in step.outputs],
+        "outputs": [o.model_dump(mode="json", exclude_defaults=True) for o in step.outputs],
         "on_upstream_skip": step.on_upstream_skip,
         "tags": dict(step.tags),
     }
@@ -223,12 +224,28 @@ def pydantic_diagnostics(
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown field"
+        elif error["type"] == "string_too_long":
+            message = f"{message} ({ID_LENGTH_REASON})"
         elif error["type"] == "missing":
             message = "field required"
-        messages = merged.setdefault((*base, *path), [])
+        messages = merged.setdefault(_as_written((*base, *path), doc), [])
         if message not in messages:
             messages.append(message)
     return [doc.diagnostic(path, "; ".join(msgs)) for path, msgs in merged.items()]
+
+
+_WRITTEN_AS = {"timeout": ("timeout_ms", "global_timeout_ms"), "backoff": ("backoff_ms",)}
+"""The original system's spellings, which the spec renames before validating them."""
+
+
+def _as_written(path: FieldPath, doc: SourceDocument) -> FieldPath:
+    """A renamed field's path as the file spells it (`timeout_ms`), so messages point there."""
+    if path in doc.positions or not path or path[-1] not in _WRITTEN_AS:
+        return path
+    for alias in _WRITTEN_AS[str(path[-1])]:
+        if (*path[:-1], alias) in doc.positions:
+            return (*path[:-1], alias)
+    return path
 
 
 def _data_path(loc: tuple[Any, ...], data: Any) -> FieldPath:

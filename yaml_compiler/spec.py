@@ -6,6 +6,7 @@ compensation `{plugin, config}`) are normalised here, so later stages see one fo
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Annotated, Any, Literal
 
@@ -15,14 +16,38 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
-from maestro_common.durations import parse_duration
-from maestro_common.values import TextMap
+from maestro_common.durations import at_most, format_duration, parse_duration
+from maestro_common.values import TextMap, is_template
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""Seconds; written in YAML as `500ms`, `30s`, `5m`, `2h` or a number."""
+"""Seconds; written in YAML as `500ms`, `30s`, `5m`, `2h` or a number (at most 365d)."""
+
+MAX_STEP_TIMEOUT = 7 * 86400.0
+"""A step's `timeout` (and `defaults.timeout`): a week."""
+MAX_RUN_TIMEOUT = 30 * 86400.0
+"""A workflow's `timeout` and `budget.max_duration`: 30 days."""
+MAX_RETRY_DELAY = 86400.0
+"""`retry.backoff`, and the longest wait before a retry it leads to (exponential growth
+included): a day. Dagster computes `backoff * (2**n - 1)`, which would wait for years."""
+StepTimeout = Annotated[Duration, AfterValidator(at_most(MAX_STEP_TIMEOUT, "a step timeout"))]
+RunTimeout = Annotated[Duration, AfterValidator(at_most(MAX_RUN_TIMEOUT, "a workflow time limit"))]
+Backoff = Annotated[Duration, AfterValidator(at_most(MAX_RETRY_DELAY, "a retry backoff"))]
+
+MAX_ID_LENGTH = 64
+"""Ids and names (workflow, tenant, environment, stage, step, output, param, secret, schedule):
+they become Dagster step keys (`<id>[<index>]`, `<id>__collect`), op names (`<job>__<id>`),
+folder and file names in the artifact store (255 bytes at most on common filesystems) and
+VARCHAR(255) columns of the policy store on PostgreSQL, where a 300-character step id made
+the run fail at its first policy decision."""
+MAX_ASSET_KEY_LENGTH = 255
+ID_LENGTH_REASON = (
+    "ids and names become Dagster step keys, artifact-store file names and database columns"
+)
 
 WORKFLOW_NAME = r"^[A-Za-z0-9_-]+$"
 STEP_ID = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
@@ -75,7 +100,24 @@ def _check_semver(value: str) -> str:
     return value
 
 
-Tags = TextMap
+RESERVED_TAG_NAMESPACES = ("maestro", "dagster", ".dagster")
+"""Tag keys under these namespaces (`maestro/tenant`, `dagster/max_runtime`, `dagster-k8s/config`)
+are set by Maestro and read by Dagster: a workflow's own tag would override them (a workflow
+could name another tenant, or hand Kubernetes a pod spec), so the DSL refuses them."""
+
+
+def _user_tags(tags: dict[str, str]) -> dict[str, str]:
+    for key in tags:
+        namespace, slash, _ = key.partition("/")
+        if slash and namespace.startswith(RESERVED_TAG_NAMESPACES):
+            raise ValueError(
+                f"tag {key!r} is reserved: Maestro and Dagster set the tags under "
+                f"{namespace}/ (e.g. maestro/tenant, which per-tenant run limits key on)"
+            )
+    return tags
+
+
+Tags = Annotated[TextMap, AfterValidator(_user_tags)]
 
 
 class _Model(BaseModel):
@@ -99,7 +141,7 @@ class RetrySpec(_Model):
     """How often and how patiently a failing step is tried again."""
 
     max_attempts: int = Field(3, ge=1, le=100, description="Total tries, the first included.")
-    backoff: Duration | None = Field(None, description="Delay before a retry (also `backoff_ms`).")
+    backoff: Backoff | None = Field(None, description="Delay before a retry (also `backoff_ms`).")
     exponential: bool = Field(
         False, description="Grow the delay exponentially: backoff times 1, 3, 7, 15, ..."
     )
@@ -121,6 +163,17 @@ class RetrySpec(_Model):
     def _modifiers_need_a_delay(self) -> RetrySpec:
         if (self.exponential or self.jitter) and self.backoff is None:
             raise ValueError("exponential and jitter modify backoff: give a backoff delay too")
+        if self.exponential and self.backoff is not None and self.max_attempts > 1:
+            # Dagster waits backoff * (2**n - 1) before retry n (jitter adds up to one backoff).
+            retries = self.max_attempts - 1
+            longest = self.backoff * (2.0 ** min(retries, 64) - 1)
+            if longest > MAX_RETRY_DELAY:
+                raise ValueError(
+                    f"with exponential backoff the last of {retries} retries would wait "
+                    f"{longest / 86400:,.1f} days (backoff x {2 ** min(retries, 64) - 1}); "
+                    f"the limit is {format_duration(MAX_RETRY_DELAY)}: lower max_attempts or "
+                    "backoff"
+                )
         return self
 
 
@@ -164,6 +217,25 @@ def _file_path(value: str) -> str:
     return value
 
 
+def output_path_problem(path: str) -> str | None:
+    """Why a file output's path (rendered, or written without templates) leaves the step's
+    working folder, or None. `sub/../report.txt` is fine (it is `report.txt`)."""
+    if path.startswith("~"):
+        return f"path {path!r} starts in a home folder"
+    if posixpath.isabs(path):
+        return f"path {path!r} is absolute"
+    normal = posixpath.normpath(path)
+    if normal == ".." or normal.startswith("../"):
+        return f"path {path!r} goes up out of the step's working folder"
+    return None
+
+
+OUTSIDE_HINT = (
+    "a file output stays inside the step's working folder (its cwd); set allow_outside: true "
+    "on the output to read a file elsewhere"
+)
+
+
 ASSET_KEY = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 
 
@@ -176,9 +248,16 @@ class OutputSpec(_Model):
     the content store as raw bytes, and downstream templates see its pointer, not its bytes.
     """
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-    asset_key: Annotated[str, Field(pattern=ASSET_KEY)] | None = None
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=MAX_ID_LENGTH)]
+    asset_key: Annotated[str, Field(pattern=ASSET_KEY, max_length=MAX_ASSET_KEY_LENGTH)] | None = (
+        None
+    )
     description: str | None = None
+    allow_outside: bool = Field(
+        False,
+        description="The path may leave the step's working folder (absolute, `~`, `..`, or a "
+        "symlink that points out of it).",
+    )
     path: Annotated[str, AfterValidator(_file_path)] | None = None
 
     @model_validator(mode="before")
@@ -186,11 +265,23 @@ class OutputSpec(_Model):
     def _shorthand(cls, data: Any) -> Any:
         return {"name": data} if isinstance(data, str) else data
 
+    @field_validator("path")
+    @classmethod
+    def _stays_inside(cls, path: str | None, info: ValidationInfo) -> str | None:
+        """Checked here where the path is written out; a template's text before its first
+        `{{` too. What a template renders is checked when the step runs."""
+        if path is not None and not info.data.get("allow_outside"):
+            static = path[: path.find("{")] if is_template(path) else path
+            problem = output_path_problem(static) if static else None
+            if problem is not None:
+                raise ValueError(f"{problem}: {OUTSIDE_HINT}")
+        return path if path is None or is_template(path) else posixpath.normpath(path)
+
 
 class StepSpec(_Model):
     """One unit of work: a plugin (`run`) called with parameters (`with`)."""
 
-    id: Annotated[str, Field(pattern=STEP_ID)] | None = None
+    id: Annotated[str, Field(pattern=STEP_ID, max_length=MAX_ID_LENGTH)] | None = None
     name: str | None = None
     description: str | None = None
     run: str = Field(description="The plugin, e.g. shell, http.request, litellm.generate.")
@@ -199,7 +290,7 @@ class StepSpec(_Model):
     when: bool | str | None = None
     for_each: str | list[Any] | None = None
     retry: RetrySpec | None = None
-    timeout: Duration | None = None
+    timeout: StepTimeout | None = None
     compensation: CompensationSpec | None = None
     resources: ResourcesSpec | None = None
     pool: str | None = None
@@ -220,7 +311,7 @@ class StepSpec(_Model):
 class StageSpec(_Model):
     """Steps that run one after another (`steps`) or together (`parallel`)."""
 
-    name: Annotated[str, Field(pattern=STEP_ID)]
+    name: Annotated[str, Field(pattern=STEP_ID, max_length=MAX_ID_LENGTH)]
     steps: list[StepSpec] | None = None
     parallel: list[StepSpec] | None = None
 
@@ -293,15 +384,15 @@ def param_value_matches(kind: ParamType, value: Any) -> bool:
 
 
 class BudgetSpec(_Model):
-    max_cost_usd: float | None = Field(None, ge=0)
-    max_duration: Duration | None = None
+    max_cost_usd: float | None = Field(None, ge=0, allow_inf_nan=False)
+    max_duration: RunTimeout | None = None
 
 
 class DefaultsSpec(_Model):
     """Applied to every step that does not say otherwise."""
 
     retry: RetrySpec | None = None
-    timeout: Duration | None = None
+    timeout: StepTimeout | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -313,7 +404,7 @@ class ScheduleSpec(_Model):
     cron: str
     params: dict[str, Any] = Field(default_factory=dict)
     timezone: str | None = None
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")] | None = None
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$", max_length=MAX_ID_LENGTH)] | None = None
 
 
 def _schedule_list(value: Any) -> Any:
@@ -327,15 +418,19 @@ def _schedule_list(value: Any) -> Any:
 class WorkflowSpec(_Model):
     """A whole workflow file."""
 
-    name: Annotated[str, Field(pattern=WORKFLOW_NAME)]
+    name: Annotated[str, Field(pattern=WORKFLOW_NAME, max_length=MAX_ID_LENGTH)]
     version: Annotated[str, AfterValidator(_check_semver)] = "0.0.0"
     description: str | None = None
-    tenant: Annotated[str, Field(pattern=WORKFLOW_NAME)] = "default"
-    environment: Annotated[str, Field(pattern=WORKFLOW_NAME)] = "dev"
-    params: dict[Annotated[str, Field(pattern=ENV_NAME)], ParamSpec] = Field(default_factory=dict)
-    secrets: list[Annotated[str, Field(pattern=ENV_NAME)]] = Field(default_factory=list)
+    tenant: Annotated[str, Field(pattern=WORKFLOW_NAME, max_length=MAX_ID_LENGTH)] = "default"
+    environment: Annotated[str, Field(pattern=WORKFLOW_NAME, max_length=MAX_ID_LENGTH)] = "dev"
+    params: dict[Annotated[str, Field(pattern=ENV_NAME, max_length=MAX_ID_LENGTH)], ParamSpec] = (
+        Field(default_factory=dict)
+    )
+    secrets: list[Annotated[str, Field(pattern=ENV_NAME, max_length=MAX_ID_LENGTH)]] = Field(
+        default_factory=list
+    )
     budget: BudgetSpec | None = None
-    timeout: Duration | None = Field(None, description="Whole-run limit (or global_timeout_ms).")
+    timeout: RunTimeout | None = Field(None, description="Whole-run limit (or global_timeout_ms).")
     on_failure: OnFailure = "stop"
     defaults: DefaultsSpec | None = None
     schedule: Annotated[list[ScheduleSpec], BeforeValidator(_schedule_list)] = Field(

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
+from maestro_common.template_sandbox import BoundedSandbox, bounded
 from maestro_common.values import is_template
 
 _READ_BY_KEY = {
@@ -32,8 +32,11 @@ _EXPRESSION_SPAN = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _EXPRESSION_ONLY = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.DOTALL)
 
 
-class _DataFirstEnvironment(ImmutableSandboxedEnvironment):
-    """`params.items` and `steps.get.output` mean the keys, not the dict methods of that name."""
+class _DataFirstEnvironment(BoundedSandbox):
+    """`params.items` and `steps.get.output` mean the keys, not the dict methods of that name.
+
+    The sandbox bounds what a template builds and how long it works
+    (maestro_common/template_sandbox.py; the limits are listed in docs/dsl.md)."""
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping) and attribute in obj:
@@ -41,18 +44,16 @@ class _DataFirstEnvironment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
-def _environment(finalize: Callable[[Any], Any] | None = None) -> ImmutableSandboxedEnvironment:
+def _environment(output: Callable[[Any], Any] | None = None) -> BoundedSandbox:
     env = _DataFirstEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+        output=output, undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
     )
-    if finalize is not None:
-        env.finalize = finalize
-    env.filters["shell_quote"] = lambda value: shlex.quote(str(value))
+    env.add_filter("shell_quote", lambda value: shlex.quote(str(value)))
     return env
 
 
 ENV = _environment()
-SHELL_ENV = _environment(finalize=lambda value: shlex.quote(str(value)))
+SHELL_ENV = _environment(output=lambda value: shlex.quote(str(value)))
 """Renders every `{{ }}` output shell-quoted, for `shell: true` command strings."""
 
 
@@ -191,6 +192,7 @@ def _compiled_expression(source: str) -> Any:
     return ENV.compile_expression(source, undefined_to_none=False)
 
 
+@bounded
 def render_string(source: str, context: Mapping[str, Any], *, shell_quoted: bool = False) -> Any:
     """Render one string. `"{{ expr }}"` alone keeps the expression's type (list, number...)."""
     if not is_template(source):
@@ -201,6 +203,7 @@ def render_string(source: str, context: Mapping[str, Any], *, shell_quoted: bool
     return _compiled_template(source, shell_quoted).render(context)
 
 
+@bounded
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a bare Jinja expression (as in `when` and `for_each`)."""
     result = _compiled_expression(expression_source(expression))(**context)
@@ -210,6 +213,7 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     return str(result) if isinstance(result, Markup) else result
 
 
+@bounded
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
     """Render every template string inside a nested value, keeping its structure."""
     if isinstance(value, str):

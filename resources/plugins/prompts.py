@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError, meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from maestro_common.template_sandbox import BoundedSandbox, render_limits
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "prompt_templates"
 USER_DIR_NAME = "prompts"
@@ -52,14 +53,16 @@ class PromptTemplate:
             )
         scope = {name: None for name in self.optional} | dict(variables)
         try:
-            return _compiled(self.source).render(scope).strip() + "\n"
+            with render_limits():
+                return _compiled(self.source).render(scope).strip() + "\n"
         except TemplateError as exc:
             raise PromptTemplateError(f"prompt template {self.name!r}: {exc}") from exc
 
 
 @functools.cache
-def _environment() -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
+def _environment() -> BoundedSandbox:
+    """The bounded sandbox of the DSL's templates (maestro_common/template_sandbox.py)."""
+    return BoundedSandbox(undefined=StrictUndefined, keep_trailing_newline=True)
 
 
 @functools.lru_cache(maxsize=256)

@@ -16,7 +16,7 @@ _PARAM_TYPES: dict[str, Any] = {
     "integer": dg.Int,
     "number": dg.Float,
     "boolean": dg.Bool,
-    "list": dg.Array(dg.Any),
+    "list": dg.Array(dg.Noneable(dg.Any)),  # [a, null]: Dagster refuses None in Array(Any)
     "object": dg.Permissive(),
 }
 OP_PARAMS_CONFIG = {"params": dg.Field(dg.Permissive(), is_required=False, default_value={})}

@@ -4,16 +4,19 @@ plugin) streamed into the store."""
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from maestro_common.template_sandbox import render_limits
 from resources.plugins import StepError
 from resources.plugins.base import PluginFile
 from yaml_compiler.backend.runtime.scope import StepConfigError, describe_error
 from yaml_compiler.backend.runtime.step import StepRuntime
+from yaml_compiler.spec import OUTSIDE_HINT, output_path_problem
 from yaml_compiler.templating import render_string
 
 
@@ -24,12 +27,27 @@ def check_json(value: Any, step_id: str) -> None:
         raise StepError(f"step {step_id!r} returned a value that is not JSON: {exc}") from exc
 
 
-def resolve_output_path(rendered: str, params: Any) -> Path:
-    """A file output's path: relative ones resolve against the step's `cwd` (shell), else the
-    worker's working directory, i.e. where the command wrote them."""
+def resolve_output_path(rendered: str, params: Any, allow_outside: bool = False) -> Path:
+    """A file output's path, normalised (`sub/../report.txt` is `report.txt`): relative ones
+    resolve against the step's `cwd` (shell), else the worker's working directory, i.e. where
+    the command wrote them. Unless the output has `allow_outside: true`, the path must stay in
+    that folder, also once symlinks are followed (StepConfigError otherwise)."""
     cwd = getattr(params, "cwd", None)
-    path = Path(rendered).expanduser()
-    return path if path.is_absolute() else (Path(cwd) if cwd else Path.cwd()) / path
+    base = Path(cwd) if cwd else Path.cwd()
+    if allow_outside:
+        path = Path(posixpath.normpath(rendered)).expanduser()
+        return path if path.is_absolute() else Path(posixpath.normpath(base / path))
+    problem = output_path_problem(rendered)
+    if problem is not None:
+        raise StepConfigError(f"{problem}: {OUTSIDE_HINT}")
+    path = base / posixpath.normpath(rendered)
+    real, folder = path.resolve(), base.resolve()
+    if real != folder and folder not in real.parents:
+        raise StepConfigError(
+            f"path {rendered!r} leads out of the step's working folder {str(folder)!r} "
+            f"(through a symlink, to {str(real)!r}): {OUTSIDE_HINT}"
+        )
+    return path
 
 
 def _content_store(context: dg.OpExecutionContext, step_id: str, what: str) -> Any:
@@ -86,14 +104,18 @@ def store_file_outputs(
                 kind="invalid_output",
             )
         try:
-            rendered = render_string(spec.path, scope)
+            with render_limits(runtime.step.timeout):
+                rendered = render_string(spec.path, scope)
         except Exception as exc:
             raise StepConfigError(
                 f"output {spec.name!r}: template error in path: {describe_error(exc)}"
             ) from exc
         if not isinstance(rendered, str) or not rendered.strip():
             raise StepConfigError(f"output {spec.name!r}: path rendered to {rendered!r}")
-        path = resolve_output_path(rendered, params)
+        try:
+            path = resolve_output_path(rendered, params, spec.allow_outside)
+        except StepConfigError as exc:
+            raise StepConfigError(f"output {spec.name!r}: {exc}") from None
         _check_file(step_id, spec.name, path, rendered)
         found.append((spec.name, spec.asset_key, path, None))
     for name, handed in plugin_files.items():

@@ -12,6 +12,7 @@ import dagster as dg
 from jinja2 import TemplateError
 from pydantic import ValidationError
 
+from maestro_common.template_sandbox import render_limits
 from resources.plugins import RunInfo, StepError
 from yaml_compiler.backend.runtime.step import StepRuntime
 from yaml_compiler.templating import evaluate, render_string, render_value
@@ -68,7 +69,8 @@ def render_params(runtime: StepRuntime, scope: Mapping[str, Any]) -> Any:
         return render_value(value, scope)
 
     try:
-        rendered = plugin.render(runtime.step.params, render)
+        with render_limits(runtime.step.timeout):
+            rendered = plugin.render(runtime.step.params, render)
     except Exception as exc:  # Jinja's own errors, and e.g. ZeroDivisionError from `{{ 1 / 0 }}`
         raise StepConfigError(f"template error in `with`: {describe_error(exc)}") from exc
     try:
@@ -86,7 +88,8 @@ def condition_holds(runtime: StepRuntime, scope: Mapping[str, Any]) -> bool:
     if when is None or isinstance(when, bool):
         return when is not False
     try:
-        return bool(evaluate(when, scope))
+        with render_limits(runtime.step.timeout):
+            return bool(evaluate(when, scope))
     except Exception as exc:
         raise StepConfigError(f"cannot evaluate when: {describe_error(exc)}") from exc
 
@@ -94,11 +97,12 @@ def condition_holds(runtime: StepRuntime, scope: Mapping[str, Any]) -> bool:
 def for_each_items(runtime: StepRuntime, scope: Mapping[str, Any]) -> list[Any]:
     source = runtime.step.for_each
     try:
-        items = (
-            render_value(source, scope)
-            if isinstance(source, list)
-            else evaluate(str(source), scope)
-        )
+        with render_limits(runtime.step.timeout):
+            items = (
+                render_value(source, scope)
+                if isinstance(source, list)
+                else evaluate(str(source), scope)
+            )
     except Exception as exc:
         raise StepConfigError(f"cannot evaluate for_each: {describe_error(exc)}") from exc
     if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
