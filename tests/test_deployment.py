@@ -14,6 +14,7 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
+from maestro_cli.deployment import postgres_env
 from tests.support.compiling import compile_file
 from tests.support.paths import PROJECT_ROOT
 
@@ -44,9 +45,10 @@ def test_postgres_instance_stores_runs_events_and_schedules(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The shipped dagster.yaml, on a real PostgreSQL database, records a Maestro run."""
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    monkeypatch.setenv("MAESTRO_POSTGRES_URL", postgres_url)
+    for name, value in postgres_env(postgres_url).items():  # DAGSTER_PG_HOST, ... as deployed
+        monkeypatch.setenv(name, value)
     workflow = compile_file(PROJECT_ROOT / "workflows" / "demo.yaml")
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"

@@ -29,10 +29,13 @@ def run_coordinator_config(policies: PolicySet) -> dict[str, Any]:
             "limit": int(queue.get("unknown_tenant_max_concurrent_runs", 1)),
         }
     )
-    return {
+    config: dict[str, Any] = {
         "max_concurrent_runs": int(queue.get("max_concurrent_runs", 20)),
         "tag_concurrency_limits": limits,
     }
+    if "dequeue_interval_seconds" in queue:  # how soon a queued run starts (Dagster's default: 5)
+        config["dequeue_interval_seconds"] = int(queue["dequeue_interval_seconds"])
+    return config
 
 
 def run_coordinator_yaml(policies: PolicySet) -> str:
