@@ -10,6 +10,10 @@ from resources.policy.engine import PolicyEngineResource
 from resources.policy.gate import GateWorkflow, evaluate_requests
 
 SENSOR_NAME = "maestro_policy_gate"
+GATE_INTERVAL_S = 1
+"""As often as the daemon evaluates sensors at all (its loop runs every ~5 s): a submitted
+request waits for one such loop, then for the run queue (dequeue_interval_seconds: 1). With the
+former 15 s, `maestro submit` to run start took 11-26 s; bench/queue.py measures it now."""
 _DESCRIPTION = (
     "Runs the requests `maestro submit` enqueued that the policy allows; refused requests keep "
     "their reasons (see `maestro decisions`)."
@@ -41,7 +45,7 @@ def policy_gate_sensor(
     @dg.sensor(
         name=SENSOR_NAME,
         jobs=list(jobs) or None,
-        minimum_interval_seconds=15,
+        minimum_interval_seconds=GATE_INTERVAL_S,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=_description(broken),
     )
