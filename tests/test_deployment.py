@@ -7,6 +7,10 @@ import os
 import re
 import shlex
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import tomllib
 import uuid
 from importlib.metadata import version
@@ -22,6 +26,7 @@ from jsonschema import Draft7Validator
 from maestro_cli.deployment import PG_VARS, postgres_env
 from tests.support.compiling import compile_file
 from tests.support.paths import PROJECT_ROOT
+from tests.support.ports import free_port
 
 HELM_SCHEMA_CANDIDATES = [
     folder / "shared" / "dagster-helm" / "values.schema.json"
@@ -516,3 +521,58 @@ def test_the_lock_pins_the_dagster_set_and_satisfies_pyproject() -> None:
         assert name in lock, f"{name} is not in the lock"
         assert requirement.specifier.contains(lock[name], prereleases=True), (text, lock[name])
     assert "pytest" not in lock and "ruff" not in lock  # runtime only
+
+
+def _dagster_dev_output(cwd: Path, home: Path, until: str, timeout: float = 180) -> str:
+    """What `dagster dev` prints from `cwd` until a line containing `until` (then stopped)."""
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    command = [
+        str(Path(sys.executable).with_name("dagster")),
+        "dev",
+        "-w",
+        str(PROJECT_ROOT / "workspace.yaml"),
+        "-p",
+        str(free_port()),
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if until in line or time.monotonic() > deadline:
+                break
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return "".join(lines)
+
+
+WARNING = "Found a dagster instance configuration value"
+
+
+def test_dagster_dev_from_the_repository_root_does_not_warn_about_dagster_yaml(
+    tmp_path: Path,
+) -> None:
+    output = _dagster_dev_output(PROJECT_ROOT, tmp_path / "home", "Serving dagster-webserver")
+    assert "Serving dagster-webserver" in output, output[-3000:]
+    assert WARNING not in output
+    # The check sees the warning where a dagster.yaml does sit in the working directory.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", elsewhere / "dagster.yaml")
+    assert WARNING in _dagster_dev_output(elsewhere, tmp_path / "home2", WARNING)
