@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -123,25 +123,37 @@ def _limited_tenant() -> dict[str, object]:
 
 
 @contextmanager
-def running_stack(root: Path, postgres_url: str) -> Iterator[Stack]:
-    """Start `maestro deploy local` and wait until the UI has loaded the code location."""
-    workflows = root / "workflows"
-    workflows.mkdir(parents=True)
-    for name, text in WORKFLOWS.items():
-        (workflows / name).write_text(text)
+def running_stack(
+    root: Path,
+    postgres_url: str,
+    workflows: Mapping[str, str] | None = None,
+    policies: Path | None = None,
+) -> Iterator[Stack]:
+    """Start `maestro deploy local` and wait until the UI has loaded the code location.
+
+    Without `workflows`, the end-to-end set above (plus a schedule a few minutes ahead and a
+    broken file); without `policies`, the shipped ones with the `limited` tenant."""
+    folder = root / "workflows"
+    folder.mkdir(parents=True)
     cron, at = near_future_cron()
-    (workflows / "ticking.yaml").write_text(
-        f"name: ticking\nschedule: '{cron}'\nsteps:\n  - {{id: tick, run: echo, with: {{n: 1}}}}\n"
-    )
-    (workflows / BROKEN).write_text(BROKEN_TEXT)
-    policies = policies_with_tenant(root, LIMITED_TENANT, _limited_tenant())
+    if workflows is None:
+        workflows = {
+            **WORKFLOWS,
+            "ticking.yaml": f"name: ticking\nschedule: '{cron}'\nsteps:\n"
+            "  - {id: tick, run: echo, with: {n: 1}}\n",
+            BROKEN: BROKEN_TEXT,
+        }
+    for name, text in workflows.items():
+        (folder / name).write_text(text)
+    if policies is None:
+        policies = policies_with_tenant(root, LIMITED_TENANT, _limited_tenant())
     home = root / "home"
     port = free_port()
     env = {
         **os.environ,
         **postgres_env(postgres_url),
         "DAGSTER_HOME": str(home),
-        "MAESTRO_WORKFLOWS_DIR": str(workflows),
+        "MAESTRO_WORKFLOWS_DIR": str(folder),
         "MAESTRO_POLICY_DIR": str(policies),
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     }
@@ -166,7 +178,7 @@ def running_stack(root: Path, postgres_url: str) -> Iterator[Stack]:
             stderr=subprocess.STDOUT,
         )
     stack = Stack(
-        f"http://127.0.0.1:{port}", port, home, workflows, policies, env, log, at, process
+        f"http://127.0.0.1:{port}", port, home, folder, policies, env, log, at, process
     )
     try:
         deadline = time.monotonic() + 300
