@@ -43,3 +43,4 @@ bench: install
 	$(PY) bench/artifacts.py
 	$(PY) bench/llm.py
 	$(PY) bench/policy.py
+	$(PY) bench/queue.py

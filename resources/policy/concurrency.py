@@ -3,7 +3,7 @@
 Dagster enforces it while runs wait in the queue (`tag_concurrency_limits` on the `maestro/tenant`
 tag every compiled job carries); `maestro.workflow` denies a run that starts past it anyway (runs
 launched in process never see the queue). `maestro policies concurrency` prints this block for
-dagster.yaml, and a test keeps the shipped dagster.yaml equal to it.
+deploy/dagster.yaml (and, in the chart's terms, helm-values.yaml); tests keep both equal to it.
 """
 
 from __future__ import annotations
