@@ -26,6 +26,8 @@ def gate_interval(environ: Mapping[str, str] = os.environ) -> int:
     if not text.isdigit() or int(text) < 1:
         raise ValueError(f"{GATE_INTERVAL_ENV}: {text!r} is not a whole number of seconds >= 1")
     return int(text)
+
+
 _DESCRIPTION = (
     "Runs the requests `maestro submit` enqueued that the policy allows; refused requests keep "
     "their reasons (see `maestro decisions`)."

@@ -177,9 +177,7 @@ def running_stack(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    stack = Stack(
-        f"http://127.0.0.1:{port}", port, home, folder, policies, env, log, at, process
-    )
+    stack = Stack(f"http://127.0.0.1:{port}", port, home, folder, policies, env, log, at, process)
     try:
         deadline = time.monotonic() + 300
         while "Dagster UI:" not in log.read_text(errors="replace"):
