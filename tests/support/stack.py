@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -186,13 +187,24 @@ def running_stack(
             time.sleep(1)
         yield stack
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stopped_cleanly = _stop(process)
+    # Ctrl-C / SIGTERM stops `maestro deploy local` with both servers (nothing left listening).
+    assert stopped_cleanly and process.returncode == 0, stack.log_tail()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "the webserver still listens"
+
+
+def _stop(process: subprocess.Popen[bytes]) -> bool:
+    if process.poll() is not None:
+        return False
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=90)
+        return True
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return False
 
 
 def wait_for_run(instance: dg.DagsterInstance, run_id: str, timeout: float = 240) -> dg.DagsterRun:
