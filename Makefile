@@ -45,3 +45,4 @@ bench: install
 	$(PY) bench/policy.py
 	$(PY) bench/scrape.py
 	$(PY) bench/metrics.py
+	$(PY) bench/queue.py

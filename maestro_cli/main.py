@@ -14,6 +14,7 @@ import dagster as dg
 
 from maestro_cli import artifacts as artifact_commands
 from maestro_cli import observe, policy, runner
+from maestro_cli.deploy import deploy
 from maestro_cli.params import ParamError, parse_params
 from maestro_cli.render import FORMATS, render_plan
 from maestro_cli.scaffold import (
@@ -326,7 +327,7 @@ def schema() -> None:
     click.echo(json.dumps(workflow_json_schema(default_registry()), indent=2))
 
 
-for command in (policy.submit, policy.requests, policy.decisions, policy.policies):
+for command in (policy.submit, policy.requests, policy.decisions, policy.policies, deploy):
     cli.add_command(command)
 for command in observe.COMMANDS:
     cli.add_command(command)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 import dagster as dg
@@ -10,6 +11,23 @@ from resources.policy.engine import PolicyEngineResource
 from resources.policy.gate import GateWorkflow, evaluate_requests
 
 SENSOR_NAME = "maestro_policy_gate"
+GATE_INTERVAL_S = 1
+"""As often as the daemon evaluates sensors at all (its loop runs every ~5 s): a submitted
+request waits for one such loop, then for the run queue (dequeue_interval_seconds: 1). With the
+former 15 s, `maestro submit` to run start took 11-26 s; bench/queue.py measures both."""
+GATE_INTERVAL_ENV = "MAESTRO_GATE_INTERVAL_S"
+
+
+def gate_interval(environ: Mapping[str, str] = os.environ) -> int:
+    """MAESTRO_GATE_INTERVAL_S (whole seconds >= 1) when set, else GATE_INTERVAL_S."""
+    text = environ.get(GATE_INTERVAL_ENV, "").strip()
+    if not text:
+        return GATE_INTERVAL_S
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{GATE_INTERVAL_ENV}: {text!r} is not a whole number of seconds >= 1")
+    return int(text)
+
+
 _DESCRIPTION = (
     "Runs the requests `maestro submit` enqueued that the policy allows; refused requests keep "
     "their reasons (see `maestro decisions`)."
@@ -41,7 +59,7 @@ def policy_gate_sensor(
     @dg.sensor(
         name=SENSOR_NAME,
         jobs=list(jobs) or None,
-        minimum_interval_seconds=15,
+        minimum_interval_seconds=gate_interval(),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=_description(broken),
     )

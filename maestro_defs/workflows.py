@@ -15,6 +15,7 @@ from resources.defaults import default_resources
 from resources.policy.gate import GateWorkflow
 from yaml_compiler import Diagnostic, WorkflowCompileError, workflow_files_in
 from yaml_compiler.backend import CompiledWorkflow, LoadedWorkflows, compile_workflow_files
+from yaml_compiler.backend.deployment import DeploymentSettingsError, settings_from_env
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COMPONENT_YAML = Path(__file__).resolve().parent / "defs" / "workflows" / "defs.yaml"
@@ -67,9 +68,16 @@ def load_workflows(
     dirs: Iterable[Path], reserved_names: Mapping[str, str] | None = None
 ) -> LoadedWorkflows:
     """Compile every workflow file of the folders; broken ones are left out with their
-    diagnostics (clashing names, Dagster's refusals and missing folders included)."""
+    diagnostics (clashing names, Dagster's refusals and missing folders included). The
+    deployment's settings (GPU placement, schedules on or off) come from the environment."""
     files, missing = workflow_files(dirs)
-    loaded = compile_workflow_files(files, reserved_names=reserved_names)
+    try:
+        deployment = settings_from_env()
+    except DeploymentSettingsError as exc:  # a deployment mistake: every job would be wrong
+        raise WorkflowCompileError(
+            [Diagnostic("<environment>", 1, 1, "<root>", str(exc))]
+        ) from None
+    loaded = compile_workflow_files(files, reserved_names=reserved_names, deployment=deployment)
     return LoadedWorkflows(loaded.workflows, [*missing, *loaded.problems])
 
 

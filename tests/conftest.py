@@ -7,6 +7,7 @@ Tests that need PostgreSQL, Redis or SeaweedFS are marked `services` (below), so
 
 from __future__ import annotations
 
+import contextlib
 import os
 import textwrap
 import uuid
@@ -22,7 +23,7 @@ from tests.support.compiling import CompiledWorkflow, compile_file
 from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3, running_seaweedfs
 
 POSTGRES_DSN = os.environ.get("MAESTRO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-SERVICE_FIXTURES = frozenset({"postgres_url", "postgres_instance", "seaweedfs"})
+SERVICE_FIXTURES = frozenset({"postgres_url", "postgres_instance", "seaweedfs", "e2e_stack"})
 """Fixtures that start or reach a service; a test using one (directly or not) is `services`."""
 SERVICE_PARAMS = {
     "gate_instance": "postgres",
@@ -85,9 +86,9 @@ def run_yaml(
     return run
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the local PostgreSQL server, dropped after the session."""
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new database on the local PostgreSQL server, dropped afterwards."""
     import psycopg2
 
     name = f"maestro_test_{uuid.uuid4().hex[:12]}"
@@ -117,6 +118,13 @@ def observed_home(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     if request.param == "postgres":
         return empty_postgres_home(home, request.getfixturevalue("postgres_url"))
     return sqlite_home(home)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL server, dropped after the session."""
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -173,3 +181,18 @@ def artifacts_backend(
     bucket = f"maestro-{uuid.uuid4().hex[:12]}"
     server.create_bucket(bucket)
     return ArtifactsBackend("s3", f"s3://{bucket}/artifacts", server.endpoint_url, server.client())
+
+
+@pytest.fixture(scope="session")
+def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real stack per session (`maestro deploy local` on a database of its own, so other
+    tests' runs stay out of it): the end-to-end tests (tests/test_e2e_*.py) share it. This
+    process reaches the same instance (DAGSTER_PG_* set for the session)."""
+    from maestro_cli.deployment import postgres_env
+    from tests.support.stack import running_stack
+
+    with pytest.MonkeyPatch.context() as patch, fresh_database() as url:
+        for name, value in postgres_env(url).items():
+            patch.setenv(name, value)
+        with running_stack(tmp_path_factory.mktemp("stack"), url) as stack:
+            yield stack

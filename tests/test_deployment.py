@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
 import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+import uuid
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -14,10 +23,16 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
+from maestro_cli.deployment import PG_VARS, postgres_env
 from tests.support.compiling import compile_file
 from tests.support.paths import PROJECT_ROOT
+from tests.support.ports import free_port
 
-HELM_SCHEMA = PROJECT_ROOT.parent / "shared" / "dagster-helm" / "values.schema.json"
+HELM_SCHEMA_CANDIDATES = [
+    folder / "shared" / "dagster-helm" / "values.schema.json"
+    for folder in (PROJECT_ROOT.parent, PROJECT_ROOT.parent.parent)
+]  # shared/ beside the clone (CI), or beside the folder of worktrees
+HELM_SCHEMA = next((p for p in HELM_SCHEMA_CANDIDATES if p.exists()), HELM_SCHEMA_CANDIDATES[0])
 PINS = {
     "dagster": "1.13.27",
     "dagster-webserver": "1.13.27",
@@ -44,9 +59,10 @@ def test_postgres_instance_stores_runs_events_and_schedules(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The shipped dagster.yaml, on a real PostgreSQL database, records a Maestro run."""
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    monkeypatch.setenv("MAESTRO_POSTGRES_URL", postgres_url)
+    for name, value in postgres_env(postgres_url).items():  # DAGSTER_PG_HOST, ... as deployed
+        monkeypatch.setenv(name, value)
     workflow = compile_file(PROJECT_ROOT / "workflows" / "demo.yaml")
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
@@ -78,6 +94,8 @@ def _partial(schema: Any) -> Any:
 @pytest.fixture(scope="module")
 def helm_validator() -> Draft7Validator:
     if not HELM_SCHEMA.exists():
+        if os.environ.get("CI"):  # CI has shared/ beside the clone: missing is a failure there
+            pytest.fail(f"the chart's values schema is missing ({HELM_SCHEMA})")
         pytest.skip(f"the chart's values schema is not beside the repo ({HELM_SCHEMA})")
     return Draft7Validator(_partial(json.loads(HELM_SCHEMA.read_text())))
 
@@ -101,3 +119,460 @@ def test_helm_code_server_loads_the_code_location_module() -> None:
     module = args[args.index("--module-name") + 1]
     workspace = yaml.safe_load((PROJECT_ROOT / "workspace.yaml").read_text())
     assert module == workspace["load_from"][0]["python_module"]["module_name"]
+
+
+# ---------------------------------------------------------------- Helm values: stricter than helm
+
+
+def _resolve(schema: Any, root: dict[str, Any]) -> Any:
+    while isinstance(schema, dict) and str(schema.get("$ref", "")).startswith("#/"):
+        node: Any = root
+        for part in schema["$ref"][2:].split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def unknown_keys(value: Any, schema: Any, root: dict[str, Any], path: str = "") -> list[str]:
+    """Keys the chart's schema does not name. The schema leaves some objects open (a user
+    deployment, postgresql), where helm would accept a misspelt key and ignore it; this does
+    not. Open maps (`env`, `labels`: additionalProperties with a schema) and Kubernetes
+    objects (external references) are left alone."""
+    schema = _resolve(schema, root)
+    if not isinstance(schema, dict) or str(schema.get("$ref", "")).startswith("http"):
+        return []
+    found: list[str] = []
+    for option in schema.get("anyOf", []) + schema.get("allOf", []):
+        option = _resolve(option, root)
+        if isinstance(option, dict) and ("properties" in option or option.get("type") == "array"):
+            found += unknown_keys(value, option, root, path)
+    if isinstance(value, dict) and "properties" in schema:
+        for key, item in value.items():
+            if key in schema["properties"]:
+                found += unknown_keys(item, schema["properties"][key], root, f"{path}.{key}")
+            elif not isinstance(schema.get("additionalProperties"), dict):
+                found.append(f"{path}.{key}")
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            found += unknown_keys(item, schema["items"], root, f"{path}[{index}]")
+    return found
+
+
+@pytest.fixture(scope="module")
+def helm_schema(helm_validator: Draft7Validator) -> dict[str, Any]:
+    return json.loads(HELM_SCHEMA.read_text())
+
+
+def test_every_helm_key_is_one_the_chart_knows(helm_schema: dict[str, Any]) -> None:
+    values = yaml.safe_load((PROJECT_ROOT / "helm-values.yaml").read_text())
+    assert unknown_keys(values, helm_schema, helm_schema) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "bad"),
+    [
+        ("a misspelt key in an open object", ("dagster-user-deployments", "deployments", 0)),
+        ("a misspelt key in postgresql", ("postgresql",)),
+        (
+            "a misspelt key in runK8sConfig",
+            ("runLauncher", "config", "k8sRunLauncher", "runK8sConfig"),
+        ),
+    ],
+)
+def test_misspelt_helm_keys_fail(
+    helm_schema: dict[str, Any], where: str, bad: tuple[Any, ...]
+) -> None:
+    values = yaml.safe_load((PROJECT_ROOT / "helm-values.yaml").read_text())
+    node: Any = values
+    for part in bad:
+        node = node[part]
+    node["envSecretz"] = []
+    found = unknown_keys(values, helm_schema, helm_schema)
+    assert found == ["." + ".".join(str(p) for p in bad).replace(".0", "[0]") + ".envSecretz"], (
+        where
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("dagster-user-deployments", "deployments", 0, "port"), "3030"),  # a string
+        (("computeLogManager", "type"), "S3LogManager"),  # not in the enum
+        (
+            (
+                "dagsterDaemon",
+                "runCoordinator",
+                "config",
+                "queuedRunCoordinator",
+                "maxConcurrentRuns",
+            ),
+            "20",
+        ),
+        (("postgresql", "enabled"), "no"),
+    ],
+)
+def test_wrong_helm_types_fail(
+    helm_validator: Draft7Validator, path: tuple[Any, ...], value: Any
+) -> None:
+    values = yaml.safe_load((PROJECT_ROOT / "helm-values.yaml").read_text())
+    node: Any = values
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    assert list(helm_validator.iter_errors(values))
+
+
+def test_helm_run_queue_matches_the_policy_data() -> None:
+    from maestro_cli.deployment import helm_queue_values
+    from resources.policy.engine import PolicySet
+
+    values = yaml.safe_load((PROJECT_ROOT / "helm-values.yaml").read_text())
+    shipped = values["dagsterDaemon"]["runCoordinator"]
+    expected = helm_queue_values(PolicySet.load())["dagsterDaemon"]["runCoordinator"]
+    assert shipped == expected
+    limits = shipped["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
+    assert {"key": "maestro/tenant", "value": "globex", "limit": 1} in limits
+
+
+def test_helm_values_say_where_compute_logs_go() -> None:
+    text = (PROJECT_ROOT / "helm-values.yaml").read_text()
+    values = yaml.safe_load(text)
+    logs = values["computeLogManager"]
+    assert logs["type"] == "S3ComputeLogManager"
+    bucket = logs["config"]["s3ComputeLogManager"]["bucket"]
+    assert f"bucket `{bucket}`" in text  # the header comment names it
+    instance = (PROJECT_ROOT / "deploy" / "dagster.yaml").read_text()
+    assert "$DAGSTER_HOME/storage/<run id>/compute_logs/" in instance
+
+
+def test_helm_secrets_and_the_opa_service() -> None:
+    values = yaml.safe_load((PROJECT_ROOT / "helm-values.yaml").read_text())
+    deployment = values["dagster-user-deployments"]["deployments"][0]
+    secrets = {s["name"] for s in deployment["envSecrets"]}
+    assert {"maestro-llm-keys", "maestro-s3", "maestro-opa"} <= secrets
+    assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}
+    assert values["postgresql"]["enabled"] is False
+    assert values["generatePostgresqlPasswordSecret"] is False
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]
+    # The OPA URL the pods get is the Service deploy/opa.yaml creates.
+    manifests = list(yaml.safe_load_all((PROJECT_ROOT / "deploy" / "opa.yaml").read_text()))
+    [service] = [m for m in manifests if m["kind"] == "Service"]
+    [port] = service["spec"]["ports"]
+    assert deployment["env"]["MAESTRO_OPA_URL"] == (
+        f"http://{service['metadata']['name']}:{port['port']}"
+    )
+    [opa] = [m for m in manifests if m["kind"] == "Deployment"]
+    assert opa["spec"]["selector"]["matchLabels"].items() <= service["spec"]["selector"].items()
+    [push] = [m for m in manifests if m["kind"] == "Job"]
+    command = push["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:3] == ["maestro", "policies", "push"]
+    assert deployment["env"]["MAESTRO_OPA_URL"] in command
+
+
+def test_deploy_k8s_dry_run_prints_the_helm_command_and_merged_values(
+    tmp_path: Path, helm_validator: Draft7Validator
+) -> None:
+    from tests.support.cli import run_maestro
+
+    extra = tmp_path / "prod.yaml"
+    extra.write_text("dagsterWebserver:\n  replicaCount: 2\n")
+    done = run_maestro(
+        "deploy",
+        "k8s",
+        "--dry-run",
+        "-n",
+        "orchestration",
+        "--values",
+        str(extra),
+        "--image-tag",
+        "1.2.3",
+        cwd=tmp_path,
+        home=tmp_path / "home",
+    )
+    assert done.returncode == 0, done.stderr
+    first, rest = done.stdout.split("\n", 1)
+    command = shlex.split(first)
+    assert command[:5] == ["helm", "upgrade", "--install", "maestro", "dagster/dagster"]
+    assert command[command.index("--version") + 1] == PINS["dagster"]
+    assert command[command.index("--namespace") + 1] == "orchestration"
+    values = yaml.safe_load(rest)
+    assert [e.message for e in helm_validator.iter_errors(values)] == []
+    assert values["dagsterWebserver"]["replicaCount"] == 2  # the extra file
+    assert values["dagsterWebserver"]["envSecrets"] == [{"name": "maestro-s3"}]  # merged, kept
+    assert values["dagster-user-deployments"]["deployments"][0]["image"]["tag"] == "1.2.3"
+
+
+def test_deploy_k8s_uses_the_policy_folder_it_is_given(tmp_path: Path) -> None:
+    from tests.support.cli import run_maestro
+    from tests.support.policy_data import policies_with_tenant
+
+    folder = policies_with_tenant(tmp_path, "initech", {"max_concurrent_runs": 2})
+    done = run_maestro(
+        "deploy",
+        "k8s",
+        "--dry-run",
+        "--policy-dir",
+        str(folder),
+        cwd=tmp_path,
+        home=tmp_path / "home",
+    )
+    assert done.returncode == 0, done.stderr
+    values = yaml.safe_load(done.stdout.split("\n", 1)[1])
+    limits = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert {"key": "maestro/tenant", "value": "initech", "limit": 2} in limits[
+        "tagConcurrencyLimits"
+    ]
+
+
+# ---------------------------------------------------------------- the instance
+
+
+def test_no_instance_file_at_the_repository_root() -> None:
+    """`dagster dev` warns about a ./dagster.yaml (or .yml) outside DAGSTER_HOME
+    (dagster/_cli/dev.py); the deployment's instance file lives in deploy/."""
+    assert not (PROJECT_ROOT / "dagster.yaml").exists()
+    assert not (PROJECT_ROOT / "dagster.yml").exists()
+    assert (PROJECT_ROOT / "deploy" / "dagster.yaml").exists()
+
+
+def test_the_instance_reads_postgres_from_dagster_pg_variables() -> None:
+    storage = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster.yaml").read_text())["storage"]
+    assert storage["postgres"]["postgres_db"] == {
+        "hostname": {"env": "DAGSTER_PG_HOST"},
+        "username": {"env": "DAGSTER_PG_USER"},
+        "password": {"env": "DAGSTER_PG_PASSWORD"},
+        "db_name": {"env": "DAGSTER_PG_DB"},
+        "port": {"env": "DAGSTER_PG_PORT"},
+    }
+
+
+def test_instance_config_queue_from_the_policy_folder_and_s3_compute_logs(tmp_path: Path) -> None:
+    from maestro_cli.deployment import instance_config
+    from tests.support.policy_data import policies_with_tenant
+
+    folder = policies_with_tenant(tmp_path, "initech", {"max_concurrent_runs": 2})
+    config = instance_config({}, folder)
+    queue = config["run_coordinator"]["config"]
+    assert {"key": "maestro/tenant", "value": "initech", "limit": 2} in queue[
+        "tag_concurrency_limits"
+    ]
+    assert queue["dequeue_interval_seconds"] == 1
+    assert "compute_logs" not in config  # the local default
+    s3 = instance_config(
+        {"MAESTRO_COMPUTE_LOGS_S3_BUCKET": "logs", "MAESTRO_S3_ENDPOINT_URL": "http://127.0.0.1:1"}
+    )["compute_logs"]
+    assert s3["class"] == "S3ComputeLogManager"
+    assert s3["config"]["bucket"] == "logs" and s3["config"]["endpoint_url"] == "http://127.0.0.1:1"
+
+
+def test_compute_logs_go_to_s3_when_configured(
+    postgres_url: str, seaweedfs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run on the deployment's instance with MAESTRO_COMPUTE_LOGS_S3_BUCKET: its steps'
+    stdout lands in that bucket (SeaweedFS), where the UI reads it."""
+    from maestro_cli.deployment import instance_config, instance_text, write_instance
+    from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY
+
+    bucket = f"logs-{uuid.uuid4().hex[:8]}"
+    seaweedfs.create_bucket(bucket)
+    env = {
+        "MAESTRO_COMPUTE_LOGS_S3_BUCKET": bucket,
+        "MAESTRO_S3_ENDPOINT_URL": seaweedfs.endpoint_url,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        **postgres_env(postgres_url),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    write_instance(tmp_path, instance_text(instance_config(env)))
+    workflow = tmp_path / "printing.yaml"
+    workflow.write_text(
+        "name: printing\nsteps:\n  - id: say\n    run: shell\n"
+        '    with: {command: "echo compute-log-marker-42"}\n'
+    )
+    compiled = compile_file(workflow)
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.compute_log_manager).__name__ == "S3ComputeLogManager"
+        result = compiled.job.execute_in_process(instance=instance)
+        assert result.success
+    client = seaweedfs.client()
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys and all(k.startswith("compute-logs/") for k in keys)
+    bodies = b"".join(client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys)
+    assert b"compute-log-marker-42" in bodies
+
+
+def test_pool_limits_are_set_on_the_instance(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from maestro_cli.deployment import DeployError, apply_pool_limits, load_pool_limits
+    from tests.support.cli import run_maestro
+
+    limits = load_pool_limits()
+    assert set(limits) == {"llm", "ollama", "scrape"}
+    for name, value in postgres_env(postgres_url).items():
+        monkeypatch.setenv(name, value)
+    shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
+    done = run_maestro("deploy", "pools", cwd=tmp_path, home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "pool ollama: 1" in done.stdout
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        storage = instance.event_log_storage
+        assert {k: storage.get_concurrency_info(k).slot_count for k in limits} == limits
+        apply_pool_limits(instance, {"ollama": 2})
+        assert storage.get_concurrency_info("ollama").slot_count == 2
+    bad = tmp_path / "pools.yaml"
+    bad.write_text("pools:\n  llm: -1\n  ollama: many\n")
+    with pytest.raises(DeployError) as caught:
+        load_pool_limits(bad)
+    assert caught.value.lines == (
+        f"{bad}: pools.llm: the limit must be a whole number >= 0, not -1",
+        f"{bad}: pools.ollama: the limit must be a whole number >= 0, not 'many'",
+    )
+
+
+def test_deploy_local_refuses_without_postgres_and_keeps_a_foreign_instance_file(
+    tmp_path: Path,
+) -> None:
+    from tests.support.cli import UNSET, run_maestro
+
+    unset = {name: UNSET for name in (*PG_VARS, "DAGSTER_PG_PORT")}
+    done = run_maestro(
+        "deploy",
+        "local",
+        "--home",
+        str(tmp_path / "h"),
+        cwd=tmp_path,
+        home=tmp_path / "h",
+        env=unset,
+    )
+    assert done.returncode == 1
+    assert "DAGSTER_PG_HOST, DAGSTER_PG_USER, DAGSTER_PG_PASSWORD, DAGSTER_PG_DB" in done.stderr
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    done = run_maestro(
+        "deploy",
+        "local",
+        "--home",
+        str(mine),
+        "--postgres-url",
+        "postgresql://postgres@127.0.0.1:1/nothing",
+        cwd=tmp_path,
+        home=mine,
+        env=unset,
+    )
+    assert done.returncode == 1 and "was not written by `maestro deploy local`" in done.stderr
+    assert (mine / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+
+
+# ---------------------------------------------------------------- the image
+
+
+def _dockerfile() -> list[str]:
+    """Instructions of the Dockerfile, continuation lines joined, comments dropped."""
+    text = (PROJECT_ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_the_dockerfile_installs_the_lock_runs_as_non_root_and_serves_the_code_location() -> None:
+    lines = _dockerfile()
+    [base] = [line for line in lines if line.startswith("FROM ")]
+    assert re.fullmatch(r"FROM python:3\.11\.\d+-slim-\w+", base)  # a pinned patch release
+    assert "COPY deploy/requirements.lock deploy/requirements.lock" in lines
+    installs = [line for line in lines if "pip install" in line]
+    assert any("--requirement deploy/requirements.lock" in line for line in installs)
+    assert all("requirements.lock" in line for line in installs)  # nothing unpinned
+    users = [line for line in lines if line.startswith("USER ")]
+    assert users and users[-1].split()[1].split(":")[0] not in ("root", "0")
+    assert lines.index(users[-1]) > max(lines.index(line) for line in installs)
+    [cmd] = [line for line in lines if line.startswith("CMD ")]
+    args = json.loads(cmd.removeprefix("CMD "))
+    workspace = yaml.safe_load((PROJECT_ROOT / "workspace.yaml").read_text())
+    module = workspace["load_from"][0]["python_module"]["module_name"]
+    assert (
+        args[:3] == ["dagster", "api", "grpc"] and args[args.index("--module-name") + 1] == module
+    )
+    for line in lines:  # no secret baked into the image
+        if line.startswith(("ENV ", "ARG ")):
+            assert not re.search(r"(?i)(key|token|secret|password)\w*=", line), line
+    ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".git", ".env", ".dagster_home"} <= set(ignored)
+
+
+def test_the_lock_pins_the_dagster_set_and_satisfies_pyproject() -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lock = {}
+    for line in (PROJECT_ROOT / "deploy" / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, pinned = line.partition("==")
+            assert pinned, f"not pinned: {line}"
+            lock[canonicalize_name(name)] = pinned
+    for package, expected in PINS.items():
+        assert lock[package] == expected
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    for text in project["dependencies"]:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in lock, f"{name} is not in the lock"
+        assert requirement.specifier.contains(lock[name], prereleases=True), (text, lock[name])
+    assert "pytest" not in lock and "ruff" not in lock  # runtime only
+
+
+def _dagster_dev_output(cwd: Path, home: Path, until: str, timeout: float = 180) -> str:
+    """What `dagster dev` prints from `cwd` until a line containing `until` (then stopped)."""
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    command = [
+        str(Path(sys.executable).with_name("dagster")),
+        "dev",
+        "-w",
+        str(PROJECT_ROOT / "workspace.yaml"),
+        "-p",
+        str(free_port()),
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if until in line or time.monotonic() > deadline:
+                break
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return "".join(lines)
+
+
+WARNING = "Found a dagster instance configuration value"
+
+
+def test_dagster_dev_from_the_repository_root_does_not_warn_about_dagster_yaml(
+    tmp_path: Path,
+) -> None:
+    output = _dagster_dev_output(PROJECT_ROOT, tmp_path / "home", "Serving dagster-webserver")
+    assert "Serving dagster-webserver" in output, output[-3000:]
+    assert WARNING not in output
+    # The check sees the warning where a dagster.yaml does sit in the working directory.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", elsewhere / "dagster.yaml")
+    assert WARNING in _dagster_dev_output(elsewhere, tmp_path / "home2", WARNING)

@@ -398,6 +398,9 @@ class LiteLLMGenerate(Plugin[LiteLLMParams]):
     description = "Generate text with LiteLLM (routing, fallbacks, cost, templates, cache)."
     params_model = LiteLLMParams
     resource_keys = frozenset({RESOURCE_KEY})
+    default_pool = (
+        "llm"  # the provider's rate limits: the instance's `llm` pool (deploy/pools.yaml)
+    )
 
     def prepare(self, raw: dict[str, Any], workflow_dir: Path | None) -> dict[str, Any]:
         return prepare_generate(raw, workflow_dir)

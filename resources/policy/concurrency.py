@@ -3,7 +3,7 @@
 Dagster enforces it while runs wait in the queue (`tag_concurrency_limits` on the `maestro/tenant`
 tag every compiled job carries); `maestro.workflow` denies a run that starts past it anyway (runs
 launched in process never see the queue). `maestro policies concurrency` prints this block for
-dagster.yaml, and a test keeps the shipped dagster.yaml equal to it.
+deploy/dagster.yaml (and, in the chart's terms, helm-values.yaml); tests keep both equal to it.
 """
 
 from __future__ import annotations
@@ -29,10 +29,13 @@ def run_coordinator_config(policies: PolicySet) -> dict[str, Any]:
             "limit": int(queue.get("unknown_tenant_max_concurrent_runs", 1)),
         }
     )
-    return {
+    config: dict[str, Any] = {
         "max_concurrent_runs": int(queue.get("max_concurrent_runs", 20)),
         "tag_concurrency_limits": limits,
     }
+    if "dequeue_interval_seconds" in queue:  # how soon a queued run starts (Dagster's default: 5)
+        config["dequeue_interval_seconds"] = int(queue["dequeue_interval_seconds"])
+    return config
 
 
 def run_coordinator_yaml(policies: PolicySet) -> str:

@@ -117,7 +117,9 @@ def test_policies_push_to_an_opa_server_and_eval_against_it(tmp_path: Path) -> N
 
 
 def test_the_shipped_dagster_yaml_carries_each_tenants_concurrency_limit(tmp_path: Path) -> None:
-    shipped = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())["run_coordinator"]
+    shipped = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster.yaml").read_text())[
+        "run_coordinator"
+    ]
     expected = run_coordinator_config(PolicySet.load())
     assert shipped["config"] == expected
     tenants = PolicySet.load().tenants

@@ -12,6 +12,7 @@ import dagster as dg
 from resources.dagster_private import is_valid_cron_string
 from resources.plugins import PluginRegistry, default_registry
 from yaml_compiler.backend.assets import build_asset_specs
+from yaml_compiler.backend.deployment import DEFAULT_SETTINGS, DeploymentSettings
 from yaml_compiler.backend.job import build_job
 from yaml_compiler.backend.policy_summary import workflow_summary
 from yaml_compiler.backend.schedules import build_schedules, schedule_problems
@@ -38,6 +39,7 @@ def compile_plan(
     *,
     resources: Mapping[str, Any] | None = None,
     console_log_level: str | None = None,
+    deployment: DeploymentSettings = DEFAULT_SETTINGS,
 ) -> CompiledWorkflow:
     """The Dagster job, schedules and assets of a checked plan; Dagster's own refusals (a cron
     string it cannot run, when the plan was made without the check; a definition it rejects)
@@ -55,8 +57,9 @@ def compile_plan(
                 summary=summary,
                 resources=resources,
                 console_log_level=console_log_level,
+                deployment=deployment,
             )
-            schedules = tuple(build_schedules(plan, job))
+            schedules = tuple(build_schedules(plan, job, deployment.schedules_running))
         except dg.DagsterError as exc:
             raise WorkflowCompileError(
                 [plan.diagnostic((), f"cannot build the Dagster job: {exc}")]
@@ -107,16 +110,18 @@ def compile_workflow_files(
     files: Iterable[Path],
     registry: PluginRegistry | None = None,
     reserved_names: Mapping[str, str] | None = None,
+    deployment: DeploymentSettings = DEFAULT_SETTINGS,
 ) -> LoadedWorkflows:
     """Compile every file; a file that does not compile, or whose names clash with an earlier
-    file's, is left out with its diagnostics. Nothing else is affected by it."""
+    file's, is left out with its diagnostics. Nothing else is affected by it. `deployment`:
+    the settings the code location read from its environment (GPU placement, schedules)."""
     registry = registry or default_registry()
     compiled: dict[int, CompiledWorkflow] = {}  # id(plan) -> its workflow
     problems: list[Diagnostic] = []
     for path in files:
         try:
             plan = load_plan(path, registry, cron_check=is_valid_cron_string)
-            workflow = compile_plan(plan, registry)
+            workflow = compile_plan(plan, registry, deployment=deployment)
         except WorkflowCompileError as exc:
             problems += exc.diagnostics
             continue

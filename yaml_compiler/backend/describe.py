@@ -6,6 +6,7 @@ job metadata, shown on the job's page.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +14,12 @@ from typing import Any
 import dagster as dg
 
 from resources.run_tags import TENANT_TAG, WORKFLOW_TAG
+from yaml_compiler.backend.deployment import (
+    DEFAULT_SETTINGS,
+    K8S_CONFIG_TAG,
+    GpuPlacement,
+    step_k8s_config,
+)
 from yaml_compiler.backend.runtime.workflow_dir import SOURCE_METADATA
 from yaml_compiler.plan import PlannedStep, WorkflowPlan
 
@@ -41,7 +48,10 @@ def job_metadata(plan: WorkflowPlan) -> dict[str, Any]:
     return metadata
 
 
-def op_tags(plan: WorkflowPlan, step: PlannedStep) -> dict[str, str]:
+def op_tags(
+    plan: WorkflowPlan, step: PlannedStep, gpu: GpuPlacement = DEFAULT_SETTINGS.gpu
+) -> dict[str, str]:
+    """Step facts for the UI; `resources` also as the step pod's `dagster-k8s/config`."""
     tags = {
         "maestro/step_id": step.id,
         "maestro/plugin": step.plugin,
@@ -52,6 +62,9 @@ def op_tags(plan: WorkflowPlan, step: PlannedStep) -> dict[str, str]:
     if step.resources is not None:
         for key, value in step.resources.model_dump(exclude_none=True).items():
             tags[f"maestro/{key}"] = str(value)
+        k8s_config = step_k8s_config(step.resources, gpu)
+        if k8s_config is not None:
+            tags[K8S_CONFIG_TAG] = json.dumps(k8s_config, sort_keys=True)
     if step.compensation is not None:
         tags["maestro/compensation"] = step.compensation.run
     if step.timeout is not None:

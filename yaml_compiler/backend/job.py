@@ -20,6 +20,7 @@ import dagster as dg
 from resources.artifacts.io_manager import DECLARED_OUTPUTS, INPUT_KIND
 from resources.dagster_private import DynamicCollectDependencyDefinition
 from resources.plugins import Plugin, PluginRegistry, default_registry
+from yaml_compiler.backend.deployment import DEFAULT_SETTINGS, DeploymentSettings
 from yaml_compiler.backend.describe import (
     job_description,
     job_metadata,
@@ -94,8 +95,15 @@ def retry_policy(retry: RetrySpec | None) -> dg.RetryPolicy | None:
 class _GraphBuilder:
     """Accumulates node definitions and the dependency dict for one workflow."""
 
-    def __init__(self, plan: WorkflowPlan, registry: PluginRegistry, summary: Mapping[str, Any]):
+    def __init__(
+        self,
+        plan: WorkflowPlan,
+        registry: PluginRegistry,
+        summary: Mapping[str, Any],
+        deployment: DeploymentSettings = DEFAULT_SETTINGS,
+    ):
         self.plan = plan
+        self.deployment = deployment
         self.registry = registry
         self.node_defs: list[dg.OpDefinition] = []
         self.deps: dict[dg.NodeInvocation, dict[str, Any]] = {}
@@ -157,7 +165,7 @@ class _GraphBuilder:
         runtime = self._runtime(step, {name: upstream for name, (upstream, _) in edges.items()})
         file_outputs = any(o.path for o in step.outputs) or bool(runtime.plugin.file_outputs)
         executing = {
-            "tags": op_tags(self.plan, step),
+            "tags": op_tags(self.plan, step, self.deployment.gpu),
             "required_resource_keys": {
                 *runtime.plugin.resource_keys,
                 POLICY_RESOURCE,
@@ -236,6 +244,7 @@ def build_job(
     summary: Mapping[str, Any] | None = None,
     console_log_level: str | None = None,
     resources: Mapping[str, Any] | None = None,
+    deployment: DeploymentSettings = DEFAULT_SETTINGS,
 ) -> dg.JobDefinition:
     """One Dagster job for one workflow plan.
 
@@ -243,11 +252,11 @@ def build_job(
     turns it down to print its own progress); events reach the event log at every level.
     `resources` binds resources to the job itself (tests); the code location binds them once
     for every job through its Definitions instead. `summary`: the workflow's policy summary,
-    when the caller has it already.
+    when the caller has it already. `deployment`: how this deployment places steps (GPU nodes).
     """
     registry = registry or default_registry()
     summary = summary if summary is not None else workflow_summary(plan, registry)
-    builder = _GraphBuilder(plan, registry, summary)
+    builder = _GraphBuilder(plan, registry, summary, deployment)
     for step in plan.steps:
         builder.add(step)
     graph = dg.GraphDefinition(

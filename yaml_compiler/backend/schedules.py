@@ -19,7 +19,12 @@ def schedule_problems(plan: WorkflowPlan) -> list[Diagnostic]:
     ]
 
 
-def build_schedules(plan: WorkflowPlan, job: dg.JobDefinition) -> list[dg.ScheduleDefinition]:
+def build_schedules(
+    plan: WorkflowPlan, job: dg.JobDefinition, running: bool = False
+) -> list[dg.ScheduleDefinition]:
+    """`running`: on from the first load (a deployment's choice, MAESTRO_DEFAULT_SCHEDULE_STATUS);
+    else stopped until someone turns it on."""
+    status = dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
     schedules = []
     for schedule, name in zip(plan.spec.schedule, schedule_names(plan.spec), strict=True):
         schedules.append(
@@ -30,6 +35,7 @@ def build_schedules(plan: WorkflowPlan, job: dg.JobDefinition) -> list[dg.Schedu
                 run_config={"params": dict(schedule.params)} if plan.spec.params else None,
                 execution_timezone=schedule.timezone,
                 description=f"Runs workflow {plan.spec.name} on {schedule.cron}",
+                default_status=status,
             )
         )
     return schedules
