@@ -37,10 +37,11 @@ _DESCRIPTION = (
 def _description(unloadable: Mapping[str, Sequence[str]]) -> str:
     if not unloadable:
         return _DESCRIPTION
-    lines = [f"- {problem}" for problems in unloadable.values() for problem in problems]
+    problems = [problem for found in unloadable.values() for problem in found]
+    # The UI shows sensor descriptions as plain text on one line: no markup, `|` between items.
     return (
-        f"{_DESCRIPTION}\n\n**{len(unloadable)} workflow file(s) did not load** (every other "
-        "workflow did; requests for these are refused):\n" + "\n".join(lines)
+        f"{_DESCRIPTION} WARNING: {len(unloadable)} workflow file(s) did not load (every other "
+        "workflow did; requests for these are refused): " + " | ".join(problems)
     )
 
 
