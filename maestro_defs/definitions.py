@@ -19,8 +19,7 @@ def _entries(folder: Path) -> list[str]:
     return sorted(
         entry.name
         for entry in folder.iterdir()
-        if not entry.name.startswith(("_", "."))
-        and (entry.is_dir() or entry.suffix == ".py")
+        if not entry.name.startswith(("_", ".")) and (entry.is_dir() or entry.suffix == ".py")
     )
 
 
