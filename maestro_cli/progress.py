@@ -2,12 +2,15 @@
 
 The instance calls its run listeners right after it writes each event to the event log, in the
 thread that executes the step, so a step's "started" line comes before anything the step prints.
+Steps run at once under the threads executor, so events arrive from several threads: one lock
+keeps the lines and the outcome tables whole.
 The same events feed the summary: what is printed is what the Dagster UI shows.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -81,6 +84,7 @@ class RunProgress:
     failures: dict[str, str] = field(default_factory=dict)
     _produced: set[str] = field(default_factory=set)
     _skip_reasons: dict[str, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._op_steps = {step.node_name: step.id for step in self.plan.steps}
@@ -102,11 +106,12 @@ class RunProgress:
         handler = self._handlers.get(event.event_type_value)
         if handler is None:
             return
-        line = handler(step_part(event.step_key, self._op_steps), event)
-        if line is not None:
-            elapsed = max(0.0, entry.timestamp - self.started)
-            self.out.write(f"[{elapsed:7.2f}s] {line}\n")
-            self.out.flush()
+        with self._lock:
+            line = handler(step_part(event.step_key, self._op_steps), event)
+            if line is not None:
+                elapsed = max(0.0, entry.timestamp - self.started)
+                self.out.write(f"[{elapsed:7.2f}s] {line}\n")
+                self.out.flush()
 
     @staticmethod
     def _line(verb: str, label: str, detail: str = "") -> str:

@@ -35,7 +35,10 @@ from dagster._core.events import EngineEventData
 
 # The wrapper InProcessExecutor.execute uses: builds the PlanExecutionContext (resources, log
 # manager, the run's event loop) inside capture_interrupts(), tears the resources down after.
-from dagster._core.execution.api import ExecuteRunWithPlanIterable
+# `execute_run`: `maestro run` creates its run first (its progress printer listens for that
+# run's events from the first one on), then executes it as `dg.execute_job` does, through the
+# job's own executor.
+from dagster._core.execution.api import ExecuteRunWithPlanIterable, execute_run
 
 # Random compute-log file keys, as Dagster names its own capture files.
 from dagster._core.execution.compute_logs import create_compute_log_file_key
@@ -177,6 +180,7 @@ __all__ = [
     "StepDependencyConfig",
     "create_compute_log_file_key",
     "dagster_event_sequence_for_step",
+    "execute_run",
     "execute_step_out_of_process",
     "get_retries_config",
     "get_tag_concurrency_limits_config",
