@@ -115,10 +115,11 @@ def execute(
         except Exception as exc:  # never break the run over a progress line; re-raised below
             errors.append(exc)
 
+    job_def = job.get_definition()
     dagster_run = instance.create_run_for_job(
-        job_def=job.get_definition(),
+        job_def=job_def,
         run_config=run_config_for(plan),
-        tags=dict(tags or {}),
+        tags={**job_def.run_tags, **(tags or {})},
         job_code_origin=job.get_python_origin(),
     )
     run_id = dagster_run.run_id

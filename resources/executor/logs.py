@@ -6,7 +6,8 @@ replaced, for the run, by streams that write to the file of the step the writing
 (see running.py) and to the run-level capture otherwise. Each step gets its own pair of files
 from the instance's compute log manager and its own LOGS_CAPTURED event, which is how the UI
 finds a step's logs; the run-level capture is announced with no step keys, so selecting a step
-in the UI opens that step's own log.
+in the UI opens that step's own log. The run-level file stays what it is under in_process, the
+process's whole console: every step's lines, interleaved, and everything below.
 
 Not routed: writes straight to file descriptor 1 or 2 (C extensions, `os.write`, children
 that inherit the descriptors) and output from threads that op code starts without passing its
@@ -15,6 +16,7 @@ context on; those land in the run-level file.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -38,7 +40,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 class StepRoutedStream(io.TextIOBase):
-    """A `sys.stdout`/`sys.stderr` stand-in: the running step's file, else the original."""
+    """A `sys.stdout`/`sys.stderr` stand-in: what a step writes goes to its own file and to the
+    original stream (the process's console and the run-level capture, as under in_process, so
+    `maestro run` and `dagster job execute` still show it); anything else to the original."""
 
     def __init__(self, fallback: IO[str], which: str) -> None:
         self._fallback = fallback
@@ -53,16 +57,18 @@ class StepRoutedStream(io.TextIOBase):
         target = self._target()
         if target is self._fallback:
             return target.write(text)
-        try:
-            written = target.write(text)
+        with contextlib.suppress(ValueError):  # closed under a thread the step started
+            target.write(text)
             if "\n" in text:
                 target.flush()  # the UI tails the file while the step runs
-            return written
-        except ValueError:  # the step closed its files under a thread it started
-            return self._fallback.write(text)
+        return self._fallback.write(text)
 
     def flush(self) -> None:
-        self._target().flush()
+        target = self._target()
+        if target is not self._fallback:
+            with contextlib.suppress(ValueError):
+                target.flush()
+        self._fallback.flush()
 
     def fileno(self) -> int:
         return self._target().fileno()
