@@ -76,9 +76,13 @@ def run_config_mapping(
             else dg.Field(params_config_schema(plan), is_required=False, default_value=defaults)
         )
     if executor is not None:
+        # Permissive, so the launchpad's scaffold stays `params` only; what is given is checked
+        # against the executor's own schema once mapped.
+        fields = ", ".join(executor.config_schema.as_field().config_type.fields)  # type: ignore[attr-defined]
         schema["execution"] = dg.Field(
-            {"config": executor.config_schema.as_field()},
+            dg.Permissive(),
             is_required=False,
-            description="The executor's settings for this run (how many steps run at once...).",
+            description=f"The {executor.name} executor's settings for this run, under "
+            f"`config`: {fields}.",
         )
     return dg.ConfigMapping(config_schema=schema, config_fn=to_run_config)
