@@ -184,8 +184,9 @@ def test_definitions_carry_jobs_schedules_tags_retries_and_launchpad_params(tmp_
 def test_dagster_job_execute_runs_a_workflow_with_the_multiprocess_executor(
     tmp_path: Path,
 ) -> None:
-    """The `dagster` CLI path: a subprocess per step, parallel stage included."""
-    env = _env(tmp_path)
+    """The `dagster` CLI path, on the executor MAESTRO_EXECUTOR names for workflows that name
+    none: a subprocess per step, parallel stage included."""
+    env = _env(tmp_path, MAESTRO_EXECUTOR="multiprocess")
     done = subprocess.run(
         [
             DAGSTER,
@@ -216,11 +217,15 @@ def test_dagster_job_execute_runs_a_workflow_with_the_multiprocess_executor(
                 run.run_id, of_type=dg.DagsterEventType.STEP_START
             ).records
         }
+        engine = [e.message or "" for e in instance.all_logs(run.run_id)]
     assert {"python_version", "workdir", "summary", "greet_teams[2]"} <= started
+    assert any("multiprocess executor: parent process" in m for m in engine), engine
+    assert 'Launching subprocess for "summary".' in engine
 
 
 def test_a_launched_run_is_queued_then_run_by_the_daemon(tmp_path: Path) -> None:
-    """The UI's path: `dagster job launch` queues the run; the daemon dequeues and runs it."""
+    """The UI's path: `dagster job launch` queues the run; the daemon dequeues and runs it, on
+    the threads executor (every step in the run's process; the parallel stage at once)."""
     env = _env(tmp_path)
     launch = subprocess.run(
         [DAGSTER, "job", "launch", "-w", "workspace.yaml", "-j", "maestro_demo"],
@@ -249,9 +254,12 @@ def test_a_launched_run_is_queued_then_run_by_the_daemon(tmp_path: Path) -> None
                     break
                 time.sleep(1)
             assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+            engine = [e.message or "" for e in instance.all_logs(run.run_id)]
     finally:
         daemon.terminate()
         daemon.wait(timeout=30)
+    assert any(m.startswith("Executing steps with the threads executor") for m in engine), engine
+    assert not any("Launching subprocess" in m for m in engine)
 
 
 def test_the_web_ui_serves_the_job_and_its_launchpad_params(tmp_path: Path) -> None:
