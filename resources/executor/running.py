@@ -1,4 +1,4 @@
-"""The step a thread is running, as op code sees it: its cancel signal and its log streams.
+"""The step a thread is running, as op code sees it: its cancel signal and its log.
 
 The threads executor sets it (a contextvar) around each step it runs. Code that starts its own
 threads passes it on with `contextvars.copy_context().run` (the shell plugin's output pumps
@@ -9,10 +9,48 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO
+
+
+class StepLog:
+    """A step's own stdout/stderr files, opened by its first write (a step that prints nothing
+    costs no files and no LOGS_CAPTURED event)."""
+
+    def __init__(self, open_files: Callable[[], tuple[IO[str], IO[str]]] | None = None) -> None:
+        self._open_files = open_files
+        self._files: tuple[IO[str], IO[str]] | None = None
+        self._lock = threading.RLock()
+        self._opening = False
+        self._closed = False
+
+    def stream(self, which: int) -> IO[str] | None:
+        """The step's stdout (0) or stderr (1) file; None: write to the process's own."""
+        if self._files is not None:
+            return self._files[which]
+        if self._open_files is None or self._closed:
+            return None
+        with self._lock:
+            if self._files is None and not self._opening and not self._closed:
+                self._opening = True  # opening logs an event: its lines go to the process
+                try:
+                    self._files = self._open_files()
+                finally:
+                    self._opening = False
+            return self._files[which] if self._files is not None else None
+
+    @property
+    def opened(self) -> bool:
+        return self._files is not None
+
+    def close(self) -> tuple[IO[str], IO[str]] | None:
+        """Stop routing to the files; the caller closes and publishes what was opened."""
+        with self._lock:
+            self._closed = True
+            files, self._files = self._files, None
+            return files
 
 
 @dataclass
@@ -22,9 +60,7 @@ class RunningStep:
     step_key: str
     cancel: threading.Event = field(default_factory=threading.Event)
     """Set when the run is being terminated: stop, and raise DagsterExecutionInterruptedError."""
-    stdout: IO[str] | None = None
-    stderr: IO[str] | None = None
-    """The step's own compute-log files while it runs (None: no per-step capture)."""
+    log: StepLog = field(default_factory=StepLog)
 
 
 _CURRENT: contextvars.ContextVar[RunningStep | None] = contextvars.ContextVar(

@@ -13,12 +13,12 @@ thread-safe); worker threads run steps and put their events on a queue the main 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import itertools
 import multiprocessing
 import os
-import queue
 import sys
 import threading
 import time
@@ -64,6 +64,33 @@ _MAX_IDLE_WAIT = 1.0
 _MIN_WAIT = 0.01
 _BUSY_WAIT = 0.5
 _STOPPING_WAIT = 0.1
+
+
+class _Reports:
+    """What the workers report, in order. The main thread is woken only by what can change
+    which steps may start (a step's end, its outcome, a pool slot); the other events wait for
+    it, so a step's few events cost it one wake-up, not one each (and fewer GIL hand-offs)."""
+
+    def __init__(self) -> None:
+        self._items: collections.deque[tuple[int, Any]] = collections.deque()
+        self._ready = threading.Condition(threading.Lock())
+        self._wakes = 0
+
+    def put(self, token: int, item: Any) -> None:
+        with self._ready:
+            self._items.append((token, item))
+            if not isinstance(item, dg.DagsterEvent) or _is_terminal(item):
+                self._wakes += 1
+                self._ready.notify()
+
+    def take(self, timeout: float) -> list[tuple[int, Any]]:
+        """Everything reported so far, after a wake-up or `timeout` seconds."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._wakes > 0, timeout)
+            items = list(self._items)
+            self._items.clear()
+            self._wakes = 0
+            return items
 
 
 @dataclass
@@ -157,7 +184,7 @@ class ThreadsExecutor(dg.Executor):
     def _run_plan(
         self, job_context: PlanExecutionContext, execution_plan: ExecutionPlan
     ) -> Iterator[dg.DagsterEvent]:
-        events: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        events = _Reports()
         attempts: dict[int, _Attempt] = {}
         latest: dict[str, int] = {}  # step key -> token of its newest attempt
         tokens = itertools.count()
@@ -214,7 +241,7 @@ class ThreadsExecutor(dg.Executor):
                             break  # ActiveExecution's exit names the steps left over
 
                 wait = self._wait(active, claims, attempts, stopping)
-                for token, item in self._next_items(events, wait):
+                for token, item in events.take(wait):
                     attempt = attempts.get(token)
                     if attempt is None:
                         continue  # a step given up on after termination: its thread lingers
@@ -248,7 +275,7 @@ class ThreadsExecutor(dg.Executor):
         latest: dict[str, int],
         tokens: Iterator[int],
         workers: WorkerPool,
-        events: queue.SimpleQueue[tuple[int, Any]],
+        events: _Reports,
     ) -> int:
         """Hand every step ActiveExecution says may start to a worker; how many started."""
         free = self._max_concurrent - len(attempts)
@@ -269,20 +296,6 @@ class ThreadsExecutor(dg.Executor):
                 functools.partial(self._run_attempt, job_context, attempt, known_state, events)
             )
         return len(steps)
-
-    @staticmethod
-    def _next_items(
-        events: queue.SimpleQueue[tuple[int, Any]], timeout: float
-    ) -> list[tuple[int, Any]]:
-        """Whatever the workers reported, waiting up to `timeout` for the first of it."""
-        try:
-            items = [events.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        with contextlib.suppress(queue.Empty):
-            while True:
-                items.append(events.get_nowait())
-        return items
 
     @staticmethod
     def _wait(
@@ -365,11 +378,11 @@ class ThreadsExecutor(dg.Executor):
         job_context: PlanExecutionContext,
         attempt: _Attempt,
         known_state: KnownExecutionState,
-        events: queue.SimpleQueue[tuple[int, Any]],
+        events: _Reports,
         loop: Any,
     ) -> None:
         def report(item: Any) -> None:
-            events.put((attempt.token, item))
+            events.put(attempt.token, item)
 
         attempt.thread_id = threading.get_ident()
         try:
@@ -400,13 +413,11 @@ class ThreadsExecutor(dg.Executor):
         report: Any,
     ) -> None:
         logs = (
-            step_log_files(job_context, attempt.running)
+            step_log_files(job_context, attempt.running, report)
             if self._per_step_logs
-            else contextlib.nullcontext(None)
+            else contextlib.nullcontext()
         )
-        with logs as captured:
-            if captured is not None:
-                report(captured)
+        with logs:
             step_events: list[dg.DagsterEvent] = []
             for event in dagster_event_sequence_for_step(step_context):
                 step_events.append(event)
