@@ -24,6 +24,7 @@ from resources.plugins import (
     Plugin,
     PluginNotInstalledError,
     PolicyDeniedError,
+    StepCancelledError,
     StepContext,
     StepTimeoutError,
 )
@@ -131,8 +132,13 @@ def call_plugin(plugin: Plugin[Any], params: Any, ctx: StepContext) -> Any:
             )
         if not isinstance(outcome.get("error"), StepTimeoutError):
             raise StepTimeoutError(f"step {ctx.step_id!r} did not finish within its timeout")
-    if "error" in outcome:
-        raise outcome["error"]
+    error = outcome.get("error")
+    if isinstance(error, StepCancelledError):  # it stopped on the run's termination
+        raise dg.DagsterExecutionInterruptedError(
+            f"step {ctx.step_id!r} stopped: its run is being terminated ({error})"
+        )
+    if error is not None:
+        raise error
     return outcome.get("value")
 
 
