@@ -39,6 +39,7 @@ dev: install $(DAGSTER_HOME)/dagster.yaml
 bench: install
 	$(PY) bench/compile.py
 	$(PY) bench/overhead.py
+	$(PY) bench/parallel.py
 	$(PY) bench/import_time.py
 	$(PY) bench/artifacts.py
 	$(PY) bench/llm.py

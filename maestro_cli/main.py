@@ -31,7 +31,7 @@ from maestro_defs.workflows import code_location_dirs
 from resources.dagster_private import is_valid_cron_string
 from resources.plugins import default_registry
 from yaml_compiler import Diagnostic, WorkflowCompileError, load_plan, workflow_files_in
-from yaml_compiler.backend import build_job, compile_workflow_files
+from yaml_compiler.backend import compile_workflow_files
 from yaml_compiler.plan import WorkflowPlan, param_value_problems
 from yaml_compiler.schema import workflow_json_schema
 
@@ -155,27 +155,29 @@ def plan(file: Path, fmt: str, params: tuple[str, ...]) -> None:
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help=PARAM_HELP)
 @click.option("--verbose", "-v", is_flag=True, help="Also print Dagster's own event log.")
 def run(file: Path, params: tuple[str, ...], verbose: bool) -> None:
-    """Run a workflow in-process on the local instance.
+    """Run a workflow in this process on the local instance.
 
-    The instance is DAGSTER_HOME, or ./.dagster_home when it is not set. Each step is
-    reported as it starts and ends; the exit code is 1 when the run fails.
+    The instance is DAGSTER_HOME, or ./.dagster_home when it is not set. Steps run on the
+    workflow's executor (threads unless it says otherwise: parallel steps run at once). Each
+    step is reported as it starts and ends; the exit code is 1 when the run fails.
     """
     workflow = load_with_params(file, params)
     missing = param_value_problems(workflow.spec.params, workflow.param_values)
     if missing:
         _fail(f"error: --param: {problem}" for problem in missing)
-    job = build_job(workflow, console_log_level=None if verbose else "CRITICAL")
     home = runner.instance_home()
+    try:
+        job = runner.reconstructable_workflow_job(workflow, home, None if verbose else "CRITICAL")
+    except WorkflowCompileError as exc:
+        _fail(exc.diagnostics)
     click.echo(
         f"running workflow {workflow.spec.name} (Dagster job {workflow.job_name}, "
         f"{len(workflow.steps)} steps) on the instance in {home}"
     )
     with dg.DagsterInstance.from_config(str(home)) as instance:
         try:
-            outcome = runner.execute(
-                workflow, job, instance, sys.stdout, runner.resources_for(home)
-            )
-        except KeyboardInterrupt:
+            outcome = runner.execute(workflow, job, instance, sys.stdout)
+        except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
             click.echo("interrupted", err=True)
             sys.exit(130)
     for line in runner.summary_lines(outcome, home, file):

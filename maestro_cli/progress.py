@@ -2,6 +2,8 @@
 
 The instance calls its run listeners right after it writes each event to the event log, in the
 thread that executes the step, so a step's "started" line comes before anything the step prints.
+Steps run at once under the threads executor, so events arrive from several threads: one lock
+keeps the lines and the outcome tables whole.
 The same events feed the summary: what is printed is what the Dagster UI shows. `maestro status`
 and `maestro logs` feed a stored run's events through the same class (`RunProgress.for_steps`),
 which also keeps each step's attempts, duration and error (`steps`).
@@ -10,6 +12,7 @@ which also keeps each step's attempts, duration and error (`steps`).
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -104,6 +107,7 @@ class RunProgress:
     step_order: list[str] = field(default_factory=list)
     _produced: set[str] = field(default_factory=set)
     _skip_reasons: dict[str, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def for_steps(
@@ -135,13 +139,14 @@ class RunProgress:
         handler = self._handlers.get(event.event_type_value)
         if handler is None:
             return
-        part = step_part(event.step_key, self._op_steps)
-        self._record(part, event, entry.timestamp)
-        line = handler(part, event)
-        if line is not None:
-            elapsed = max(0.0, entry.timestamp - self.started)
-            self.out.write(f"[{elapsed:7.2f}s] {line}\n")
-            self.out.flush()
+        with self._lock:
+            part = step_part(event.step_key, self._op_steps)
+            self._record(part, event, entry.timestamp)
+            line = handler(part, event)
+            if line is not None:
+                elapsed = max(0.0, entry.timestamp - self.started)
+                self.out.write(f"[{elapsed:7.2f}s] {line}\n")
+                self.out.flush()
 
     def _record(self, part: StepPart, event: dg.DagsterEvent, timestamp: float) -> None:
         """Keep the step's attempts, start, duration and error (for `maestro status`)."""

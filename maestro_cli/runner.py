@@ -1,14 +1,17 @@
 """`maestro run`: execute a compiled workflow in this process, on the local Dagster instance.
 
-The run is a real Dagster run (stored in DAGSTER_HOME, visible in `dagster dev`); only the
-console is different: Dagster's debug log is turned down and progress comes from the events.
+The run is a real Dagster run (stored in DAGSTER_HOME, visible in `dagster dev`) on the job's
+own executor, as a launched run is (the threads executor unless the workflow says otherwise):
+the job is reconstructable from its file, so steps that ask for a process of their own get one.
+Only the console is different: Dagster's debug log is turned down and progress comes from
+the events.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +20,12 @@ from typing import Any, TextIO
 import dagster as dg
 
 from maestro_cli.progress import RunProgress
+from resources.dagster_private import execute_run, is_valid_cron_string
 from resources.defaults import default_resources
+from resources.plugins import default_registry
 from resources.run_tags import COST_TAG
+from yaml_compiler import load_plan
+from yaml_compiler.backend import build_job
 from yaml_compiler.plan import WorkflowPlan
 
 DEFAULT_HOME = ".dagster_home"
@@ -65,16 +72,40 @@ class RunOutcome:
     """What the run's steps spent (the cost ledger's total, the run tag `maestro/cost_usd`)."""
 
 
+def workflow_job(
+    path: str, home: str, params_json: str, console_log_level: str | None
+) -> dg.JobDefinition:
+    """The job `maestro run` executes, rebuilt from its file wherever Dagster needs it (this
+    process, and the process of a step with `isolation: process`), with the CLI's resources."""
+    plan = load_plan(path, default_registry(), json.loads(params_json), is_valid_cron_string)
+    return build_job(plan, console_log_level=console_log_level, resources=resources_for(Path(home)))
+
+
+def reconstructable_workflow_job(
+    plan: WorkflowPlan, home: Path, console_log_level: str | None
+) -> dg.ReconstructableJob:
+    overrides = {k: v for k, v in plan.param_values.items() if v is not None}
+    return dg.build_reconstructable_job(
+        __name__,
+        "workflow_job",
+        reconstructable_kwargs={
+            "path": str(Path(plan.source_file).resolve()),
+            "home": str(home),
+            "params_json": json.dumps(overrides, sort_keys=True) if plan.spec.params else "{}",
+            "console_log_level": console_log_level,
+        },
+    )
+
+
 def execute(
     plan: WorkflowPlan,
-    job: dg.JobDefinition,
+    job: dg.ReconstructableJob,
     instance: dg.DagsterInstance,
     out: TextIO,
-    resources: Mapping[str, Any],
     tags: Mapping[str, str] | None = None,
 ) -> RunOutcome:
-    """Run the job in process, printing each step event as the instance stores it."""
-    run_id = str(uuid.uuid4())
+    """Run the job on its executor in this process, printing each step event as the instance
+    stores it (the run is created first, so the printer sees every event)."""
     progress = RunProgress(plan, out)
     errors: list[Exception] = []
 
@@ -84,16 +115,17 @@ def execute(
         except Exception as exc:  # never break the run over a progress line; re-raised below
             errors.append(exc)
 
+    job_def = job.get_definition()
+    dagster_run = instance.create_run_for_job(
+        job_def=job_def,
+        run_config=run_config_for(plan),
+        tags={**job_def.run_tags, **(tags or {})},
+        job_code_origin=job.get_python_origin(),
+    )
+    run_id = dagster_run.run_id
     instance.add_event_listener(run_id, on_event)
     started = time.monotonic()
-    result = job.execute_in_process(
-        run_config=run_config_for(plan),
-        instance=instance,
-        raise_on_error=False,
-        run_id=run_id,
-        tags=dict(tags or {}),
-        resources=dict(resources),
-    )
+    result = execute_run(job, dagster_run, instance, raise_on_error=False)
     if errors:
         raise errors[0]
     run = instance.get_run_by_id(run_id)

@@ -88,6 +88,10 @@ class PlannedStep:
     column: int
     reads_run_start: bool = False
     has_independent_peers: bool = True  # see _steps_with_independent_peers
+    max_parallel: int | None = None
+    """A for_each step's limit on items running at once."""
+    isolation: str = "thread"
+    """`process`: the step runs in a process of its own."""
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -138,6 +142,8 @@ class WorkflowPlan:
             "tenant": spec.tenant,
             "environment": spec.environment,
             "on_failure": spec.on_failure,
+            "executor": spec.executor,
+            "max_parallel": spec.max_parallel,
             "timeout": _duration(spec.timeout),
             "budget": {
                 "max_cost_usd": spec.budget.max_cost_usd,
@@ -196,6 +202,8 @@ def _step_dict(step: PlannedStep) -> dict[str, Any]:
         if step.resources
         else None,
         "pool": step.pool,
+        "max_parallel": step.max_parallel,
+        "isolation": step.isolation,
         "outputs": [o.model_dump(mode="json", exclude_defaults=True) for o in step.outputs],
         "on_upstream_skip": step.on_upstream_skip,
         "tags": dict(step.tags),
@@ -311,6 +319,7 @@ def plan_workflow(
         _check_depends_on(draft, by_id, doc, problems)
         if draft.spec.compensation is not None:
             _check_compensation(draft, registry, doc, problems)
+        _check_execution(draft, spec, doc, problems)
     _check_outputs(drafts, spec, doc, problems)
     _check_schedules(spec, doc, problems, cron_check)
     param_values = _resolve_param_values(spec, param_overrides or {}, doc, problems)
@@ -597,6 +606,32 @@ def _check_outputs(
             keys[output.asset_key] = path
 
 
+def _check_execution(
+    draft: _Draft, spec: WorkflowSpec, doc: SourceDocument, problems: list[Diagnostic]
+) -> None:
+    """`max_parallel` on a step limits its for_each items; `isolation: process` needs an
+    executor that can give a step its own process."""
+    step = draft.spec
+    if step.max_parallel is not None and step.for_each is None:
+        problems.append(
+            doc.diagnostic(
+                (*draft.path, "max_parallel"),
+                "max_parallel on a step limits its for_each items, and this step has no "
+                "for_each; the workflow's max_parallel limits the whole run",
+            )
+        )
+    if step.isolation == "process" and spec.executor == "in_process":
+        line, _ = doc.position(("executor",))
+        problems.append(
+            doc.diagnostic(
+                (*draft.path, "isolation"),
+                f"isolation: process needs the threads or multiprocess executor; the workflow "
+                f"says executor: in_process (line {line}), which runs every step in the run's "
+                "own process",
+            )
+        )
+
+
 def _check_compensation(
     draft: _Draft, registry: PluginCatalog, doc: SourceDocument, problems: list[Diagnostic]
 ) -> None:
@@ -796,4 +831,6 @@ def _planned(
         column=position[1],
         reads_run_start="started_at" in draft.refs.run_fields,
         has_independent_peers=has_independent_peers,
+        max_parallel=step.max_parallel,
+        isolation=step.isolation,
     )

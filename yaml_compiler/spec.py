@@ -75,6 +75,10 @@ ErrorKind = Literal[
 ]
 ParamType = Literal["string", "integer", "number", "boolean", "list", "object"]
 OnFailure = Literal["stop", "continue", "compensate"]
+ExecutorKind = Literal["threads", "in_process", "multiprocess"]
+"""How a run's steps execute (resources/executor restates the same names; a test compares)."""
+Isolation = Literal["thread", "process"]
+MAX_PARALLEL_LIMIT = 1000
 
 
 def _as_list(value: Any) -> Any:
@@ -294,6 +298,15 @@ class StepSpec(_Model):
     compensation: CompensationSpec | None = None
     resources: ResourcesSpec | None = None
     pool: str | None = None
+    max_parallel: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_PARALLEL_LIMIT,
+        description="for_each only: how many items run at once.",
+    )
+    isolation: Isolation = Field(
+        "thread", description="`process` runs the step in a process of its own (CPU-bound work)."
+    )
     outputs: list[OutputSpec] = Field(default_factory=list)
     on_upstream_skip: Literal["skip", "run"] = Field(
         "skip", description="`run` to start even when a `depends_on` step was skipped."
@@ -432,6 +445,13 @@ class WorkflowSpec(_Model):
     budget: BudgetSpec | None = None
     timeout: RunTimeout | None = Field(None, description="Whole-run limit (or global_timeout_ms).")
     on_failure: OnFailure = "stop"
+    executor: ExecutorKind | None = Field(
+        None,
+        description="threads (default; or MAESTRO_EXECUTOR), in_process or multiprocess.",
+    )
+    max_parallel: int | None = Field(
+        None, ge=1, le=MAX_PARALLEL_LIMIT, description="How many steps of a run run at once."
+    )
     defaults: DefaultsSpec | None = None
     schedule: Annotated[list[ScheduleSpec], BeforeValidator(_schedule_list)] = Field(
         default_factory=list

@@ -38,6 +38,7 @@ __all__ = [
     "Renderer",
     "ReservedPlugin",
     "RunInfo",
+    "StepCancelledError",
     "StepContext",
     "StepError",
     "StepLogger",
@@ -72,6 +73,13 @@ class StepError(Exception):
 
 class StepTimeoutError(StepError):
     kind = "timeout"
+
+
+class StepCancelledError(StepError):
+    """The step stopped because `StepContext.cancelled` was set before its deadline: its run
+    is being terminated."""
+
+    kind = "cancelled"
 
 
 class BudgetExceededError(StepError):
@@ -120,6 +128,8 @@ class StepContext:
     resources: Mapping[str, Any] = field(default_factory=dict)
     deadline: float | None = None  # time.monotonic() value; None means no limit
     cancelled: threading.Event = field(default_factory=threading.Event)
+    """Set when the step must stop: its timeout has passed (`remaining()` is 0) or its run is
+    being terminated. Plugins that own processes or long calls watch it."""
     redact: Callable[[str], str] = lambda text: text
     budget_remaining_usd: float | None = None
     """What the run may still spend (its `budget.max_cost_usd` minus its spend); None: no limit."""

@@ -2,12 +2,15 @@
 
 A command string is split into argv before templates are rendered, so each templated value
 lands inside exactly one argument; with `shell: true`, templated values are shell-quoted.
-Output lines stream to Dagster's compute logs as they come.
+Output lines stream to Dagster's compute logs as they come: the pumps run in the step's
+context, so under the threads executor they land in this step's own log. The command runs in
+its own process group, stopped as a whole on timeout, cancellation or an interrupt.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import re
 import shlex
@@ -27,6 +30,7 @@ from resources.plugins.base import (
     Plugin,
     PluginParams,
     Renderer,
+    StepCancelledError,
     StepContext,
     StepError,
     StepTimeoutError,
@@ -152,6 +156,38 @@ def _stop(process: subprocess.Popen[str]) -> None:
     process.wait()
 
 
+def _pump_thread(
+    stream: IO[str] | None, sink: IO[str], tail: deque[str], redact: Callable[[str], str]
+) -> threading.Thread:
+    """A daemon thread copying `stream` to `sink` line by line, in the caller's context (the
+    step it runs for), so a per-step `sys.stdout` sends the lines to that step's log."""
+    assert stream is not None
+    context = contextvars.copy_context()
+    pump = threading.Thread(
+        target=context.run, args=(_pump, stream, sink, tail, redact), daemon=True
+    )
+    pump.start()
+    return pump
+
+
+def _wait_or_stop(process: subprocess.Popen[str], ctx: StepContext, program: str) -> None:
+    """Wait for the command; past the deadline, or when the step is cancelled, stop its group."""
+    while True:
+        try:
+            process.wait(timeout=0.05)
+            return
+        except subprocess.TimeoutExpired:
+            remaining = ctx.remaining()
+            if remaining is not None and remaining <= 0:
+                _stop(process)
+                raise StepTimeoutError(f"command timed out and was stopped: {program}") from None
+            if ctx.cancelled.is_set():
+                _stop(process)
+                raise StepCancelledError(
+                    f"command stopped, the step was cancelled: {program}"
+                ) from None
+
+
 def run_shell(params: ShellParams, ctx: StepContext) -> dict[str, Any]:
     command = params.command
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
@@ -178,27 +214,12 @@ def run_shell(params: ShellParams, ctx: StepContext) -> dict[str, Any]:
     out_tail: deque[str] = deque(maxlen=params.tail_lines)
     err_tail: deque[str] = deque(maxlen=params.tail_lines)
     pumps = [
-        threading.Thread(target=_pump, args=(process.stdout, sys.stdout, out_tail, ctx.redact)),
-        threading.Thread(target=_pump, args=(process.stderr, sys.stderr, err_tail, ctx.redact)),
+        _pump_thread(process.stdout, sys.stdout, out_tail, ctx.redact),
+        _pump_thread(process.stderr, sys.stderr, err_tail, ctx.redact),
     ]
-    for pump in pumps:
-        pump.daemon = True
-        pump.start()
     try:
-        while True:
-            try:
-                process.wait(timeout=0.05)
-                break
-            except subprocess.TimeoutExpired:
-                remaining = ctx.remaining()
-                if ctx.cancelled.is_set() or (remaining is not None and remaining <= 0):
-                    _stop(process)
-                    raise StepTimeoutError(
-                        f"command timed out and was stopped: {argv[0]}"
-                    ) from None
-    except BaseException:
-        # The run was terminated (`maestro cancel`, the UI): Dagster interrupts the step; the
-        # command runs in its own session, so it would outlive the step unless stopped here.
+        _wait_or_stop(process, ctx, argv[0])
+    except BaseException:  # an interrupt (run termination under in_process) stops it too
         if process.poll() is None:
             _stop(process)
         raise

@@ -16,6 +16,7 @@ import yaml
 from maestro_defs.workflows import build_definitions, load_workflows
 from tests.support.paths import PROJECT_ROOT
 from tests.support.ports import free_port
+from tests.support.real_runs import process_alive
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
@@ -184,8 +185,9 @@ def test_definitions_carry_jobs_schedules_tags_retries_and_launchpad_params(tmp_
 def test_dagster_job_execute_runs_a_workflow_with_the_multiprocess_executor(
     tmp_path: Path,
 ) -> None:
-    """The `dagster` CLI path: a subprocess per step, parallel stage included."""
-    env = _env(tmp_path)
+    """The `dagster` CLI path, on the executor MAESTRO_EXECUTOR names for workflows that name
+    none: a subprocess per step, parallel stage included."""
+    env = _env(tmp_path, MAESTRO_EXECUTOR="multiprocess")
     done = subprocess.run(
         [
             DAGSTER,
@@ -216,11 +218,15 @@ def test_dagster_job_execute_runs_a_workflow_with_the_multiprocess_executor(
                 run.run_id, of_type=dg.DagsterEventType.STEP_START
             ).records
         }
+        engine = [e.message or "" for e in instance.all_logs(run.run_id)]
     assert {"python_version", "workdir", "summary", "greet_teams[2]"} <= started
+    assert any("multiprocess executor: parent process" in m for m in engine), engine
+    assert 'Launching subprocess for "summary".' in engine
 
 
 def test_a_launched_run_is_queued_then_run_by_the_daemon(tmp_path: Path) -> None:
-    """The UI's path: `dagster job launch` queues the run; the daemon dequeues and runs it."""
+    """The UI's path: `dagster job launch` queues the run; the daemon dequeues and runs it, on
+    the threads executor (every step in the run's process; the parallel stage at once)."""
     env = _env(tmp_path)
     launch = subprocess.run(
         [DAGSTER, "job", "launch", "-w", "workspace.yaml", "-j", "maestro_demo"],
@@ -249,9 +255,12 @@ def test_a_launched_run_is_queued_then_run_by_the_daemon(tmp_path: Path) -> None
                     break
                 time.sleep(1)
             assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+            engine = [e.message or "" for e in instance.all_logs(run.run_id)]
     finally:
         daemon.terminate()
         daemon.wait(timeout=30)
+    assert any(m.startswith("Executing steps with the threads executor") for m in engine), engine
+    assert not any("Launching subprocess" in m for m in engine)
 
 
 def test_the_web_ui_serves_the_job_and_its_launchpad_params(tmp_path: Path) -> None:
@@ -302,3 +311,77 @@ def test_the_web_ui_serves_the_job_and_its_launchpad_params(tmp_path: Path) -> N
     assert yaml.safe_load(answer["runConfigSchemaOrError"]["rootDefaultYaml"]) == {
         "params": {"shout": False, "teams": ["platform", "data", "ml"]}
     }
+
+
+def test_terminating_a_daemon_launched_run_stops_its_shell_steps_and_cancels_it(
+    tmp_path: Path,
+) -> None:
+    """The UI's Terminate: `run_launcher.terminate(run_id)` (what the GraphQL mutation calls)
+    on a run the daemon launched; the run worker turns it into an interrupt the threads
+    executor acts on."""
+    pids, folder = tmp_path / "pids", tmp_path / "workflows"
+    pids.mkdir()
+    folder.mkdir()
+    marker = tmp_path / "after-ran"
+    (folder / "long.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            name: long-run
+            stages:
+              - name: work
+                parallel:
+                  - id: one
+                    run: shell
+                    with: {{command: ["sh", "-c", "echo $$ > {pids}/one; exec sleep 120"]}}
+                  - id: two
+                    run: shell
+                    with: {{command: ["sh", "-c", "echo $$ > {pids}/two; exec sleep 120"]}}
+              - name: then
+                steps:
+                  - {{id: after, run: shell, with: {{command: ["touch", "{marker}"]}}}}
+            """
+        )
+    )
+    env = _env(tmp_path, MAESTRO_WORKFLOWS_DIR=str(folder))
+    launch = subprocess.run(
+        [DAGSTER, "job", "launch", "-w", "workspace.yaml", "-j", "long_run"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert launch.returncode == 0, launch.stderr[-3000:]
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not ((pids / "one").exists() and (pids / "two").exists()):
+            assert time.monotonic() < deadline, "the shell steps never started"
+            time.sleep(0.5)
+        time.sleep(0.5)  # the pid files are written before exec: let sleep replace sh
+        children = [int((pids / name).read_text()) for name in ("one", "two")]
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            [run] = instance.get_runs()
+            assert instance.run_launcher.terminate(run.run_id)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                run = instance.get_run_by_id(run.run_id)  # type: ignore[assignment]
+                if run is not None and run.is_finished:
+                    break
+                time.sleep(0.5)
+            assert run is not None and run.status == dg.DagsterRunStatus.CANCELED
+            found = [e for e in instance.all_logs(run.run_id) if e.dagster_event is not None]
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+    assert not any(process_alive(child) for child in children), "a shell command outlived it"
+    types = {(e.step_key, e.dagster_event.event_type_value) for e in found}  # type: ignore[union-attr]
+    assert {("one", "STEP_FAILURE"), ("two", "STEP_FAILURE")} <= types
+    assert ("after", "STEP_START") not in types
+    assert not marker.exists()

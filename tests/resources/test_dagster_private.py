@@ -47,3 +47,14 @@ def test_a_stored_runs_snapshot_nodes_and_compute_log_key() -> None:
         data = captured.event_log_entry.dagster_event.event_specific_data
         key = dagster_private.compute_log_key(instance, result.run_id, data.file_key)
         assert b"captured-line" in instance.compute_log_manager.get_log_data(key).stdout
+
+
+def test_the_private_attributes_the_executor_reads_are_there() -> None:
+    """The helpers in dagster_private.py read or set three private attributes, which each
+    class sets in its constructor; a Dagster that renames one fails here, not in a run."""
+    for cls, attribute in (
+        (dagster_private.InstanceConcurrencyContext, "_pending_timeouts"),
+        (dagster_private.ActiveExecution, "_waiting_to_retry"),
+        (dagster_private.PlanExecutionContext, "_event_loop"),
+    ):
+        assert attribute in cls.__init__.__code__.co_names, (cls.__name__, attribute)

@@ -3,7 +3,6 @@ Ollama server: model choice by VRAM, require_gpu, fallbacks, streaming, cost, an
 
 from __future__ import annotations
 
-import os
 import textwrap
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from resources.plugins.ollama import (
 )
 from tests.support.compiling import compile_file, compile_text
 from tests.support.llm_servers import MIB, OllamaModel, OllamaServer, RecordingLog, server_error
+from tests.support.paths import PROJECT_ROOT
 from yaml_compiler import WorkflowCompileError
 
 GIB = 1024 * MIB
@@ -272,33 +272,33 @@ def test_ollama_steps_use_the_ollama_pool_unless_they_name_one() -> None:
 
 POOL_WORKFLOW = """
 name: pooled
+executor: {executor}
 steps:
 {steps}
 """
 
 
-def pooled_job() -> dg.JobDefinition:
-    """Rebuilt in each step process (multiprocess executor): the workflow file and the host
-    come from the environment the test sets."""
-    ollama = OllamaResource(host=os.environ["MAESTRO_TEST_OLLAMA"])
-    return compile_file(os.environ["MAESTRO_TEST_POOL_WORKFLOW"], resources={"ollama": ollama}).job
+def pooled_job(workflow: str, host: str) -> dg.JobDefinition:
+    """Rebuilt wherever Dagster needs it (each step process under multiprocess) from its
+    arguments, which also keep Dagster's cache of rebuilt jobs apart between tests."""
+    return compile_file(workflow, resources={"ollama": OllamaResource(host=host)}).job
 
 
+@pytest.mark.parametrize("executor", ["threads", "multiprocess"])
 def test_the_ollama_pool_limits_concurrency(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int = 1
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str, limit: int = 1
 ) -> None:
-    """Three ollama steps, an executor that would run all three at once, a pool limit of 1."""
+    """Three ollama steps, an executor that would run all three at once, a pool limit of 1:
+    under the threads executor (the default) and the multiprocess one."""
     steps = "\n".join(
         f"  - id: s{i}\n    run: ollama\n    with: {{model: 'small:3b', prompt: p{i}}}"
         for i in range(3)
     )
     workflow = tmp_path / "pooled.yaml"
-    workflow.write_text(textwrap.dedent(POOL_WORKFLOW.format(steps=steps)))
+    workflow.write_text(textwrap.dedent(POOL_WORKFLOW.format(steps=steps, executor=executor)))
     assert {s.pool for s in compile_file(workflow).plan.steps} == {"ollama"}
     with OllamaServer([OllamaModel("small:3b", 2 * GIB, 2 * GIB)]) as server:
         server.delay = 1.5
-        monkeypatch.setenv("MAESTRO_TEST_POOL_WORKFLOW", str(workflow))
-        monkeypatch.setenv("MAESTRO_TEST_OLLAMA", server.url)
         home = tmp_path / "home"
         home.mkdir()
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -306,12 +306,20 @@ def test_the_ollama_pool_limits_concurrency(
             instance.event_log_storage.set_concurrency_slots("ollama", limit)
             started = time.monotonic()
             result = dg.execute_job(
-                dg.reconstructable(pooled_job),
+                dg.build_reconstructable_job(
+                    __name__,
+                    "pooled_job",
+                    reconstructable_kwargs={"workflow": str(workflow), "host": server.url},
+                    reconstructor_working_directory=str(PROJECT_ROOT),  # step processes
+                ),
                 instance=instance,
-                run_config={"execution": {"config": {"multiprocess": {"max_concurrent": 3}}}},
+                run_config={"execution": {"config": {"max_concurrent": 3}}},
             )
             elapsed = time.monotonic() - started
+            engine = [e.message or "" for e in instance.all_logs(result.run_id)]
         assert result.success
         assert len(server.calls("/api/generate")) == 3
         assert server.max_in_flight == limit
     assert elapsed > 1.5 * 3
+    expected = {"threads": "threads executor", "multiprocess": "multiprocess executor"}[executor]
+    assert any(expected in message for message in engine), engine

@@ -2,7 +2,8 @@
 
 `dg.build_reconstructable_job(__name__, "workflow_job", reconstructable_kwargs=...)` lets
 Dagster rebuild the job from the YAML file: the same job a code location would serve, with
-the artifacts IO manager and the in-process executor (one process: fast on two cores).
+the artifacts IO manager and the workflow's own executor (threads unless it names another), in
+this process and in the process of any step that runs in one of its own.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dagster as dg
 
 from resources.artifacts import ArtifactsIOManager
 from tests.support.compiling import compile_file
+from tests.support.paths import PROJECT_ROOT
 
 
 def workflow_job(path: str, location: str, endpoint_url: str | None = None) -> dg.JobDefinition:
@@ -20,7 +22,6 @@ def workflow_job(path: str, location: str, endpoint_url: str | None = None) -> d
         resources={
             "io_manager": ArtifactsIOManager(location=location, s3_endpoint_url=endpoint_url)
         },
-        executor=dg.in_process_executor,
     )
     return defs.resolve_job_def(workflow.job.name)
 
@@ -29,4 +30,9 @@ def reconstructable_workflow(
     path: str, location: str, endpoint_url: str | None = None
 ) -> dg.ReconstructableJob:
     kwargs = {"path": path, "location": location, "endpoint_url": endpoint_url}
-    return dg.build_reconstructable_job(__name__, "workflow_job", reconstructable_kwargs=kwargs)
+    return dg.build_reconstructable_job(
+        __name__,
+        "workflow_job",
+        reconstructable_kwargs=kwargs,
+        reconstructor_working_directory=str(PROJECT_ROOT),  # step processes import `tests`
+    )

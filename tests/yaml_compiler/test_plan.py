@@ -860,3 +860,68 @@ def test_only_steps_with_independent_peers_check_for_earlier_failures() -> None:
         "d": True,
         "e": False,
     }
+
+
+# ---------------------------------------------------------------- executor, max_parallel, isolation
+
+
+def test_the_execution_fields_reach_the_plan() -> None:
+    built = plan(
+        """
+        name: exec
+        executor: multiprocess
+        max_parallel: 4
+        steps:
+          - {id: each, run: echo, for_each: [1, 2, 3], max_parallel: 2}
+          - {id: heavy, run: echo, isolation: process}
+        """
+    )
+    summary = built.to_dict()
+    assert (summary["executor"], summary["max_parallel"]) == ("multiprocess", 4)
+    steps = {s["id"]: s for s in summary["steps"]}
+    assert (steps["each"]["max_parallel"], steps["each"]["isolation"]) == (2, "thread")
+    assert (steps["heavy"]["max_parallel"], steps["heavy"]["isolation"]) == (None, "process")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "name: e\nexecutor: celery\nsteps:\n  - run: echo\n",
+            "wf.yaml:2:1: executor: Input should be 'threads', 'in_process' or 'multiprocess'",
+        ),
+        (
+            "name: e\nmax_parallel: 0\nsteps:\n  - run: echo\n",
+            "wf.yaml:2:1: max_parallel: Input should be greater than or equal to 1",
+        ),
+        (
+            "name: e\nsteps:\n  - {run: echo, isolation: container}\n",
+            "wf.yaml:3:17: steps[0].isolation: Input should be 'thread' or 'process'",
+        ),
+        (
+            "name: e\nsteps:\n  - run: echo\n    max_parallel: 2\n",
+            "wf.yaml:4:5: steps[0].max_parallel: max_parallel on a step limits its for_each "
+            "items, and this step has no for_each; the workflow's max_parallel limits the whole "
+            "run",
+        ),
+        (
+            "name: e\nexecutor: in_process\nsteps:\n  - run: echo\n    isolation: process\n",
+            "wf.yaml:5:5: steps[0].isolation: isolation: process needs the threads or "
+            "multiprocess executor; the workflow says executor: in_process (line 2), which runs "
+            "every step in the run's own process",
+        ),
+    ],
+    ids=["unknown executor", "zero max_parallel", "unknown isolation", "no for_each", "in_process"],
+)
+def test_bad_execution_fields_are_positioned_errors(text: str, expected: str) -> None:
+    assert errors(text) == [expected]
+
+
+def test_the_executor_names_of_the_dsl_are_the_executors_the_backend_builds() -> None:
+    """The language core restates the names (it imports no Dagster); they must agree."""
+    from typing import get_args
+
+    from resources.executor import EXECUTOR_KINDS
+    from yaml_compiler.spec import ExecutorKind
+
+    assert get_args(ExecutorKind) == EXECUTOR_KINDS

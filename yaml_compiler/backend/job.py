@@ -12,6 +12,7 @@ the graph under its node name, the step id, which is what the UI, logs and step 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ import dagster as dg
 
 from resources.artifacts.io_manager import DECLARED_OUTPUTS, INPUT_KIND
 from resources.dagster_private import DynamicCollectDependencyDefinition
+from resources.executor import EXECUTOR_ENV, ISOLATION_TAG, executor_definition, executor_kind
 from resources.plugins import Plugin, PluginRegistry, default_registry
 from yaml_compiler.backend.deployment import DEFAULT_SETTINGS, DeploymentSettings
 from yaml_compiler.backend.describe import (
@@ -33,6 +35,7 @@ from yaml_compiler.backend.run_config import OP_PARAMS_CONFIG, run_config_mappin
 from yaml_compiler.backend.runtime.execute import POLICY_RESOURCE
 from yaml_compiler.backend.runtime.ops import collect_body, fanout_body, mapped_body, step_body
 from yaml_compiler.backend.runtime.step import StepRuntime
+from yaml_compiler.diagnostics import WorkflowCompileError
 from yaml_compiler.names import FOR_EACH_SUFFIXES, op_definition_name
 from yaml_compiler.plan import PlannedStep, WorkflowPlan
 from yaml_compiler.spec import RetrySpec
@@ -50,6 +53,8 @@ _GATE_INPUT = dg.In(dg.Any, metadata={INPUT_KIND: "gate"})
 """`needs_<node>`: the IO manager answers "was it skipped?" from the pointer, without the value."""
 _JITTER = {True: dg.Jitter.PLUS_MINUS, "plus_minus": dg.Jitter.PLUS_MINUS, "full": dg.Jitter.FULL}
 _ITEMS, _COLLECT = FOR_EACH_SUFFIXES
+FOR_EACH_TAG = "maestro/for_each"
+"""Tag of a for_each step's mapped op (its node): the executor limits each to `max_parallel`."""
 
 
 def _input_def(name: str) -> dg.In:
@@ -79,6 +84,49 @@ def _result_out(step: PlannedStep, plugin: Plugin[Any]) -> dict[str, dg.Out]:
             metadata={DECLARED_OUTPUTS: dg.MetadataValue.json(declared)},
         )
     }
+
+
+def job_executor(
+    plan: WorkflowPlan, environ: Mapping[str, str] = os.environ
+) -> dg.ExecutorDefinition:
+    """The workflow's `executor` (else MAESTRO_EXECUTOR, else threads), with its `max_parallel`
+    and each for_each step's `max_parallel` as the executor's defaults (run config may change
+    them for one run)."""
+    try:
+        kind = executor_kind(plan.spec.executor, environ)
+    except ValueError as exc:
+        raise WorkflowCompileError([plan.diagnostic(("executor",), str(exc))]) from None
+    isolated = [step for step in plan.steps if step.isolation == "process"]
+    if kind == "in_process" and isolated:
+        raise WorkflowCompileError(
+            [
+                plan.diagnostic(
+                    (*step.path, "isolation"),
+                    f"isolation: process needs the threads or multiprocess executor, and "
+                    f"{EXECUTOR_ENV}=in_process runs every step in the run's own process",
+                )
+                for step in isolated
+            ]
+        )
+    limits = [
+        {"key": FOR_EACH_TAG, "value": step.node_name, "limit": step.max_parallel}
+        for step in plan.steps
+        if step.for_each is not None and step.max_parallel is not None
+    ]
+    return executor_definition(
+        kind,
+        max_concurrent=plan.spec.max_parallel,
+        tag_concurrency_limits=limits,
+        isolated_steps=bool(isolated),
+    )
+
+
+def _execution_tags(step: PlannedStep, mapped: bool) -> dict[str, str]:
+    """Tags the executor reads: process isolation, and which for_each a mapped op belongs to."""
+    tags = {ISOLATION_TAG: "process"} if step.isolation == "process" else {}
+    if mapped and step.max_parallel is not None:
+        tags[FOR_EACH_TAG] = step.node_name
+    return tags
 
 
 def retry_policy(retry: RetrySpec | None) -> dg.RetryPolicy | None:
@@ -164,8 +212,12 @@ class _GraphBuilder:
         deps = {name: dependency for name, (_, dependency) in edges.items()}
         runtime = self._runtime(step, {name: upstream for name, (upstream, _) in edges.items()})
         file_outputs = any(o.path for o in step.outputs) or bool(runtime.plugin.file_outputs)
+        tags = {
+            **op_tags(self.plan, step, self.deployment.gpu),
+            **_execution_tags(step, mapped=False),
+        }
         executing = {
-            "tags": op_tags(self.plan, step, self.deployment.gpu),
+            "tags": tags,
             "required_resource_keys": {
                 *runtime.plugin.resource_keys,
                 POLICY_RESOURCE,
@@ -209,7 +261,7 @@ class _GraphBuilder:
             retry_policy=retry_policy(step.retry),
             config_schema=self._config(step, node),
             pool=step.pool,
-            **executing,
+            **{**executing, "tags": {**tags, **_execution_tags(step, mapped=True)}},
         )
         self._add_node(
             collect_node,
@@ -251,11 +303,14 @@ def build_job(
     `console_log_level` sets Dagster's console logger for runs of this job (the `maestro` CLI
     turns it down to print its own progress); events reach the event log at every level.
     `resources` binds resources to the job itself (tests); the code location binds them once
-    for every job through its Definitions instead. `summary`: the workflow's policy summary,
-    when the caller has it already. `deployment`: how this deployment places steps (GPU nodes).
+    for every job through its Definitions instead. The executor is the workflow's own
+    (`job_executor`): it goes with the job wherever it is launched. `summary`: the workflow's
+    policy summary, when the caller has it already. `deployment`: how this deployment places
+    steps (GPU nodes).
     """
     registry = registry or default_registry()
     summary = summary if summary is not None else workflow_summary(plan, registry)
+    executor = job_executor(plan)
     builder = _GraphBuilder(plan, registry, summary, deployment)
     for step in plan.steps:
         builder.add(step)
@@ -268,8 +323,9 @@ def build_job(
     return graph.to_job(
         name=plan.job_name,
         tags=job_tags(plan),
-        config=run_config_mapping(plan, tuple(builder.params_nodes), console_log_level),
+        config=run_config_mapping(plan, tuple(builder.params_nodes), console_log_level, executor),
         description=graph.description,
         metadata=job_metadata(plan),
         resource_defs=dict(resources) if resources else None,
+        executor_def=executor,
     )

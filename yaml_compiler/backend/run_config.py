@@ -41,9 +41,16 @@ def params_config_schema(plan: WorkflowPlan) -> dict[str, dg.Field]:
 
 
 def run_config_mapping(
-    plan: WorkflowPlan, params_ops: tuple[str, ...], console_log_level: str | None
+    plan: WorkflowPlan,
+    params_ops: tuple[str, ...],
+    console_log_level: str | None,
+    executor: dg.ExecutorDefinition | None = None,
 ) -> dg.ConfigMapping | None:
-    """`{"params": {...}}` mapped onto `ops.<node>.config.params` of every op that reads it."""
+    """`{"params": {...}}` mapped onto `ops.<node>.config.params` of every op that reads it.
+
+    A job with a config mapping accepts only the mapping's fields, so the executor's config
+    (`execution: {config: {max_concurrent: ...}}`) is one of them and passed through as is.
+    """
     params = plan.spec.params
     if not params and console_log_level is None:
         return None
@@ -56,6 +63,8 @@ def run_config_mapping(
         run_config: dict[str, Any] = {
             "ops": {op: {"config": {"params": values}} for op in params_ops}
         }
+        if outer.get("execution"):
+            run_config["execution"] = outer["execution"]
         return {**run_config, "loggers": loggers} if console_log_level else run_config
 
     schema: dict[str, dg.Field] = {}
@@ -65,5 +74,15 @@ def run_config_mapping(
             dg.Field(params_config_schema(plan), is_required=True)
             if required
             else dg.Field(params_config_schema(plan), is_required=False, default_value=defaults)
+        )
+    if executor is not None:
+        # Permissive, so the launchpad's scaffold stays `params` only; what is given is checked
+        # against the executor's own schema once mapped.
+        fields = ", ".join(executor.config_schema.as_field().config_type.fields)  # type: ignore[attr-defined]
+        schema["execution"] = dg.Field(
+            dg.Permissive(),
+            is_required=False,
+            description=f"The {executor.name} executor's settings for this run, under "
+            f"`config`: {fields}.",
         )
     return dg.ConfigMapping(config_schema=schema, config_fn=to_run_config)

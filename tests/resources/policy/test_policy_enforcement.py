@@ -319,7 +319,7 @@ def test_parallel_steps_in_separate_processes_share_one_run_decision(
 
     workflow = tmp_path / "fan.yaml"
     workflow.write_text(
-        "name: fan\nstages:\n  - name: all\n    parallel:\n"
+        "name: fan\nexecutor: multiprocess\nstages:\n  - name: all\n    parallel:\n"
         + "".join(f"      - {{id: p{i}, run: echo, with: {{i: {i}}}}}\n" for i in range(4))
     )
     monkeypatch.setenv("MAESTRO_TEST_WORKFLOW", str(workflow))
@@ -327,7 +327,7 @@ def test_parallel_steps_in_separate_processes_share_one_run_decision(
         result = dg.execute_job(
             dg.reconstructable(policy_multiprocess_job.workflow_job),
             instance=instance,
-            run_config={"execution": {"config": {"multiprocess": {"max_concurrent": 4}}}},
+            run_config={"execution": {"config": {"max_concurrent": 4}}},
         )
         assert result.success
         audit = store_for(instance).decisions(run_id=result.run_id)

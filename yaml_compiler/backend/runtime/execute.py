@@ -1,12 +1,14 @@
 """One step's work: admit the run, render, check budget and policy, call the plugin, record.
 
-The plugin runs in a watched thread when a timeout applies (Dagster has no op timeout). Every
-error becomes a `dg.Failure` naming the step, its place in the YAML and an error kind, with
-`allow_retries` set from `retry_on`, so Dagster's RetryPolicy retries only what is worth it.
+The plugin runs in a watched thread when a timeout applies (Dagster has no op timeout) or the
+threads executor runs the step (so a run's termination stops it). Every error becomes a
+`dg.Failure` naming the step, its place in the YAML and an error kind, with `allow_retries`
+set from `retry_on`, so Dagster's RetryPolicy retries only what is worth it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -16,11 +18,13 @@ from typing import Any
 
 import dagster as dg
 
+from resources.executor import current_step
 from resources.plugins import (
     BudgetExceededError,
     Plugin,
     PluginNotInstalledError,
     PolicyDeniedError,
+    StepCancelledError,
     StepContext,
     StepTimeoutError,
 )
@@ -46,6 +50,7 @@ from yaml_compiler.backend.runtime.workflow_dir import workflow_dir_of
 POLICY_RESOURCE = "policy"
 """The resource key of the policy engine every step op requires (PolicyEngineResource)."""
 _TIMEOUT_GRACE_SECONDS = 3.0
+_WATCH_INTERVAL = 0.1
 _PERMANENT = (StepConfigError, PluginNotInstalledError, BudgetExceededError, PolicyDeniedError)
 
 
@@ -95,8 +100,11 @@ def _deadline(context: dg.OpExecutionContext, runtime: StepRuntime) -> float | N
 
 
 def call_plugin(plugin: Plugin[Any], params: Any, ctx: StepContext) -> Any:
-    """Run the plugin, in a watched thread when there is a deadline (Dagster has no op timeout)."""
-    if ctx.deadline is None:
+    """Run the plugin, in a watched thread when it has a deadline (Dagster has no op timeout) or
+    may be cancelled by the threads executor. Either way the step ends within a grace period:
+    a plugin that ignores `ctx.cancelled` is left running in its daemon thread, and the op's
+    worker is free for the next step."""
+    if ctx.deadline is None and current_step() is None:
         return plugin.run(params, ctx)
     outcome: dict[str, Any] = {}
 
@@ -106,17 +114,49 @@ def call_plugin(plugin: Plugin[Any], params: Any, ctx: StepContext) -> Any:
         except BaseException as exc:
             outcome["error"] = exc
 
-    worker = threading.Thread(target=target, name=f"maestro-{ctx.step_id}", daemon=True)
+    worker = threading.Thread(
+        target=contextvars.copy_context().run,  # the step's log streams and cancel signal
+        args=(target,),
+        name=f"maestro-{ctx.step_id}",
+        daemon=True,
+    )
     worker.start()
-    worker.join(ctx.remaining())
-    if worker.is_alive():
+    try:
+        stopped = _watch(worker, ctx)
+    except BaseException:  # an interrupt in the op's thread (in_process termination)
+        ctx.cancelled.set()
+        worker.join(_TIMEOUT_GRACE_SECONDS)
+        raise
+    if stopped is not None:
         ctx.cancelled.set()  # plugins that own processes stop them on this signal
         worker.join(_TIMEOUT_GRACE_SECONDS)
+        if stopped == "cancelled":
+            raise dg.DagsterExecutionInterruptedError(
+                f"step {ctx.step_id!r} stopped: its run is being terminated"
+            )
         if not isinstance(outcome.get("error"), StepTimeoutError):
             raise StepTimeoutError(f"step {ctx.step_id!r} did not finish within its timeout")
-    if "error" in outcome:
-        raise outcome["error"]
+    error = outcome.get("error")
+    if isinstance(error, StepCancelledError):  # it stopped on the run's termination
+        raise dg.DagsterExecutionInterruptedError(
+            f"step {ctx.step_id!r} stopped: its run is being terminated ({error})"
+        )
+    if error is not None:
+        raise error
     return outcome.get("value")
+
+
+def _watch(worker: threading.Thread, ctx: StepContext) -> str | None:
+    """Wait for the plugin's thread: None when it finished, else "timeout" or "cancelled"."""
+    while True:
+        remaining = ctx.remaining()
+        worker.join(_WATCH_INTERVAL if remaining is None else min(_WATCH_INTERVAL, remaining))
+        if not worker.is_alive():
+            return None
+        if ctx.remaining() == 0:
+            return "timeout"
+        if ctx.cancelled.is_set():
+            return "cancelled"
 
 
 def step_failure(
@@ -189,6 +229,7 @@ def execute_step(
                 key: getattr(context.resources, key) for key in runtime.plugin.resource_keys
             },
             deadline=_deadline(context, runtime),
+            cancelled=_cancel_signal(),
             redact=redact,
             budget_remaining_usd=None if run_budget is None else run_budget - run_spend,
             workflow_dir=workflow_dir_of(context),
@@ -232,6 +273,13 @@ def execute_step(
     finally:
         if step_context is not None:
             step_context.finish()
+
+
+def _cancel_signal() -> threading.Event:
+    """The threads executor's cancel signal for this step (set when the run is terminated);
+    a fresh event under the other executors."""
+    running = current_step()
+    return running.cancel if running is not None else threading.Event()
 
 
 def _reachable_models(runtime: StepRuntime, params: Any, ctx: StepContext) -> Sequence[str]:
