@@ -108,11 +108,16 @@ RESERVED_TAG_NAMESPACES = ("maestro", "dagster", ".dagster")
 """Tag keys under these namespaces (`maestro/tenant`, `dagster/max_runtime`, `dagster-k8s/config`)
 are set by Maestro and read by Dagster: a workflow's own tag would override them (a workflow
 could name another tenant, or hand Kubernetes a pod spec), so the DSL refuses them."""
+USER_DAGSTER_TAGS = frozenset({"dagster/priority"})
+"""Dagster tags a workflow may set itself: a run's place in the queue, a step's order among
+the ready steps (both read by Dagster, neither can reach another tenant or a pod spec)."""
 
 
 def _user_tags(tags: dict[str, str]) -> dict[str, str]:
     for key in tags:
         namespace, slash, _ = key.partition("/")
+        if key in USER_DAGSTER_TAGS:
+            continue
         if slash and namespace.startswith(RESERVED_TAG_NAMESPACES):
             raise ValueError(
                 f"tag {key!r} is reserved: Maestro and Dagster set the tags under "

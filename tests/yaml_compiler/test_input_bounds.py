@@ -390,3 +390,15 @@ def test_unicode_line_separators_do_not_shift_line_numbers(separator: str) -> No
     assert one_error(text) == f"{FILE}:5:5: steps[0].bogus: unknown field"
     broken = f'name: x\ndescription: "a{separator}b"\nsteps:\n  - run: echo\n   with: {{}}\n'
     assert one_error(broken).startswith(f"{FILE}:5:4: <root>: invalid YAML:")
+
+
+def test_dagster_priority_is_a_tag_workflows_may_set() -> None:
+    """`dagster/priority` orders runs in the queue and ready steps in the executor; it reaches
+    no other tenant and no pod spec, so it is the one Dagster tag a workflow may set."""
+    plan = plan_text(
+        "name: x\ntags: {dagster/priority: '5'}\n"
+        "steps:\n  - run: echo\n    tags: {dagster/priority: '-1'}\n",
+        FILE,
+    )
+    assert plan.spec.tags == {"dagster/priority": "5"}
+    assert plan.steps[0].tags == {"dagster/priority": "-1"}
