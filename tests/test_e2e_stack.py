@@ -34,8 +34,6 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 ]
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
-"""For runs of workflows without params (no ConfigMapping): one process per run, not per step."""
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +118,7 @@ def test_a_run_with_params_succeeds_with_its_outputs_and_tenant_tag(
 def test_a_failing_workflow_ends_failure_with_the_step_error(
     e2e_stack: Stack, client: DagsterGraphQLClient
 ) -> None:
-    run_id = client.submit_job_execution("fails", "maestro", run_config=IN_PROCESS)
+    run_id = client.submit_job_execution("fails", "maestro")
     with e2e_stack.instance() as instance:
         wait_for_run(instance, run_id)
     assert client.get_run_status(run_id) == dg.DagsterRunStatus.FAILURE
@@ -178,7 +176,7 @@ def test_the_queue_holds_a_tenant_to_its_limit(
     sampler.start()
     try:
         run_ids = [
-            client.submit_job_execution("limited", "maestro", run_config=IN_PROCESS)
+            client.submit_job_execution("limited", "maestro")
             for _ in range(6)
         ]
         with e2e_stack.instance() as instance:
