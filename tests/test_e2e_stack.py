@@ -175,10 +175,7 @@ def test_the_queue_holds_a_tenant_to_its_limit(
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        run_ids = [
-            client.submit_job_execution("limited", "maestro")
-            for _ in range(6)
-        ]
+        run_ids = [client.submit_job_execution("limited", "maestro") for _ in range(6)]
         with e2e_stack.instance() as instance:
             finished = [wait_for_run(instance, run_id, timeout=400) for run_id in run_ids]
             records = instance.get_run_records(dg.RunsFilter(run_ids=run_ids))
