@@ -75,7 +75,7 @@ ErrorKind = Literal[
 ]
 ParamType = Literal["string", "integer", "number", "boolean", "list", "object"]
 OnFailure = Literal["stop", "continue", "compensate"]
-ExecutorKind = Literal["threads", "in_process", "multiprocess"]
+ExecutorKind = Literal["threads", "in_process", "multiprocess", "k8s"]
 """How a run's steps execute (resources/executor restates the same names; a test compares)."""
 Isolation = Literal["thread", "process"]
 MAX_PARALLEL_LIMIT = 1000

@@ -1,8 +1,11 @@
 """The executors a Maestro job may run under, built per job with its limits as defaults.
 
-`threads` (ours, the default), Dagster's `in_process` and `multiprocess`. A job's executor
-carries its workflow's limits as config defaults, so run config (`execution: {config:
-{max_concurrent: ...}}`, the UI's launchpad) can still change them for one run.
+`threads` (ours, the default), Dagster's `in_process` and `multiprocess`, and dagster-k8s's
+`k8s` (each step in its own Kubernetes Job, placed by its `dagster-k8s/config` tag). A job's
+executor carries its workflow's limits as config defaults, so run config (`execution: {config:
+{max_concurrent: ...}}`, the UI's launchpad) can still change them for one run; the k8s
+executor's are fixed when the job is built (a workflow with params takes only `params` as run
+config).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from resources.executor.threads import ThreadsExecutor
 
 EXECUTOR_ENV = "MAESTRO_EXECUTOR"
 """The executor of workflows that do not name one: threads, in_process or multiprocess."""
-EXECUTOR_KINDS = ("threads", "in_process", "multiprocess")
+EXECUTOR_KINDS = ("threads", "in_process", "multiprocess", "k8s")
 DEFAULT_EXECUTOR = "threads"
 DEFAULT_MAX_CONCURRENT = 32
 """Worker threads of a run unless the workflow says `max_parallel` (a thread per running step)."""
@@ -122,6 +125,22 @@ def _multiprocess_executor(
     return dg.multiprocess_executor.configured(inner, config_schema=schema)
 
 
+def k8s_executor(
+    max_concurrent: int | None, tag_concurrency_limits: Sequence[TagLimit] = ()
+) -> dg.ExecutorDefinition:
+    """dagster-k8s's `k8s_job_executor` (imported only here: the Kubernetes client is heavy).
+    Image, namespace, env and secrets come from the run pod (K8sRunLauncher with
+    `includeConfigInLaunchedRuns`); the workflow's limits are configured in."""
+    from dagster_k8s import k8s_job_executor
+
+    config: dict[str, Any] = {}
+    if max_concurrent:
+        config["max_concurrent"] = max_concurrent
+    if tag_concurrency_limits:
+        config["tag_concurrency_limits"] = [dict(limit) for limit in tag_concurrency_limits]
+    return k8s_job_executor.configured(config, name="k8s") if config else k8s_job_executor
+
+
 def executor_definition(
     kind: str,
     *,
@@ -140,4 +159,6 @@ def executor_definition(
         return _multiprocess_executor(max_concurrent, tag_concurrency_limits)
     if kind == "in_process":
         return dg.in_process_executor
+    if kind == "k8s":
+        return k8s_executor(max_concurrent, tag_concurrency_limits)
     raise ValueError(f"unknown executor {kind!r}; use one of {', '.join(EXECUTOR_KINDS)}")

@@ -888,7 +888,8 @@ def test_the_execution_fields_reach_the_plan() -> None:
     [
         (
             "name: e\nexecutor: celery\nsteps:\n  - run: echo\n",
-            "wf.yaml:2:1: executor: Input should be 'threads', 'in_process' or 'multiprocess'",
+            "wf.yaml:2:1: executor: Input should be 'threads', 'in_process', 'multiprocess' "
+            "or 'k8s'",
         ),
         (
             "name: e\nmax_parallel: 0\nsteps:\n  - run: echo\n",

@@ -157,14 +157,3 @@ def k8s_executor_config(environ: Mapping[str, str] = os.environ) -> dict[str, An
             raise DeploymentSettingsError(f"{K8S_MAX_CONCURRENT_ENV}: {text!r} is not a count >= 1")
         config["max_concurrent"] = int(text)
     return config
-
-
-def k8s_executor(environ: Mapping[str, str] = os.environ) -> Any:
-    """`dagster_k8s.k8s_job_executor`, configured for this deployment: each step in its own
-    Kubernetes Job, placed by its `dagster-k8s/config` tag. Configured here rather than by run
-    config, because a workflow with params has a ConfigMapping that only takes `params`.
-    Not wired into a job yet: `executor: k8s` selects it once the executor choice exists."""
-    from dagster_k8s import k8s_job_executor  # imports the Kubernetes client: only when used
-
-    config = k8s_executor_config(environ)
-    return k8s_job_executor.configured(config, name="k8s") if config else k8s_job_executor

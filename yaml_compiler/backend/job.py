@@ -22,7 +22,11 @@ from resources.artifacts.io_manager import DECLARED_OUTPUTS, INPUT_KIND
 from resources.dagster_private import DynamicCollectDependencyDefinition
 from resources.executor import EXECUTOR_ENV, ISOLATION_TAG, executor_definition, executor_kind
 from resources.plugins import Plugin, PluginRegistry, default_registry
-from yaml_compiler.backend.deployment import DEFAULT_SETTINGS, DeploymentSettings
+from yaml_compiler.backend.deployment import (
+    DEFAULT_SETTINGS,
+    DeploymentSettings,
+    k8s_executor_config,
+)
 from yaml_compiler.backend.describe import (
     job_description,
     job_metadata,
@@ -113,9 +117,12 @@ def job_executor(
         for step in plan.steps
         if step.for_each is not None and step.max_parallel is not None
     ]
+    max_concurrent = plan.spec.max_parallel
+    if kind == "k8s" and max_concurrent is None:  # the deployment's default for its cluster
+        max_concurrent = k8s_executor_config(environ).get("max_concurrent")
     return executor_definition(
         kind,
-        max_concurrent=plan.spec.max_parallel,
+        max_concurrent=max_concurrent,
         tag_concurrency_limits=limits,
         isolated_steps=bool(isolated),
     )

@@ -78,11 +78,12 @@ def run_config_mapping(
     if executor is not None:
         # Permissive, so the launchpad's scaffold stays `params` only; what is given is checked
         # against the executor's own schema once mapped.
-        fields = ", ".join(executor.config_schema.as_field().config_type.fields)  # type: ignore[attr-defined]
+        config_type = executor.config_schema.as_field().config_type
+        fields = ", ".join(getattr(config_type, "fields", None) or ())
         schema["execution"] = dg.Field(
             dg.Permissive(),
             is_required=False,
             description=f"The {executor.name} executor's settings for this run, under "
-            f"`config`: {fields}.",
+            f"`config`: {fields or 'none (fixed when the job was built)'}.",
         )
     return dg.ConfigMapping(config_schema=schema, config_fn=to_run_config)

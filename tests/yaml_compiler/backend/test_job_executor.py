@@ -76,7 +76,7 @@ def test_an_unknown_maestro_executor_is_an_error_naming_the_variable(
         compile_text("name: bad\nsteps:\n  - run: echo\n", "wf.yaml")
     assert [str(d) for d in caught.value.diagnostics] == [
         "wf.yaml:1:1: executor: MAESTRO_EXECUTOR='celery' is not an executor; use one of "
-        "threads, in_process, multiprocess"
+        "threads, in_process, multiprocess, k8s"
     ]
 
 

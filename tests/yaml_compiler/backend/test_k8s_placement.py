@@ -12,7 +12,7 @@ from typing import Any
 import kubernetes
 import pytest
 import yaml
-from dagster_k8s import K8sRunLauncher
+from dagster_k8s import K8sRunLauncher, k8s_job_executor
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import (
     UserDefinedDagsterK8sConfig,
@@ -212,20 +212,32 @@ def test_a_step_without_a_gpu_gets_no_gpu_node(tmp_path: Path) -> None:
     assert not pod.get("nodeSelector")
 
 
-def test_the_k8s_executor_is_ready_for_a_workflow_job() -> None:
-    """What `executor: k8s` will select: dagster-k8s's step-per-pod executor, configured from
-    the deployment, accepted by a compiled workflow's job (params and all)."""
-    from yaml_compiler.backend.deployment import k8s_executor, k8s_executor_config
+def test_executor_k8s_runs_each_step_in_its_own_kubernetes_job() -> None:
+    """`executor: k8s` (or MAESTRO_EXECUTOR=k8s) gives the job dagster-k8s's step-per-pod
+    executor, with the workflow's `max_parallel`, else the deployment's
+    MAESTRO_K8S_MAX_CONCURRENT_STEPS, configured in (a workflow with params takes only `params`
+    as run config), and the GPU placement tags it reads."""
+    from yaml_compiler.backend.deployment import k8s_executor_config
+    from yaml_compiler.backend.job import job_executor
 
-    plan = plan_text(
-        WORKFLOW.replace("steps:", "params: {n: 1}\nsteps:", 1), "placed.yaml", default_registry()
+    text = WORKFLOW.replace("steps:", "params: {n: 1}\nexecutor: k8s\nsteps:", 1)
+    plan = plan_text(text, "placed.yaml", default_registry())
+    job = build_job(plan, deployment=DeploymentSettings(gpu=GPU_NODES))
+    assert job.executor_def is k8s_job_executor  # no limit to configure in
+    limited = plan_text(
+        text.replace("executor: k8s", "executor: k8s\nmax_parallel: 2"),
+        "p.yaml",
+        default_registry(),
     )
-    graph = build_job(plan, deployment=DeploymentSettings(gpu=GPU_NODES)).graph
-    job = graph.to_job(executor_def=k8s_executor({"MAESTRO_K8S_MAX_CONCURRENT_STEPS": "3"}))
-    assert job.executor_def.name == "k8s"
-    assert k8s_executor({}).name == "k8s"
+    configured = build_job(limited, deployment=DeploymentSettings(gpu=GPU_NODES)).executor_def
+    assert configured.name == "k8s" and configured is not k8s_job_executor
+    tags = {n.name: n.definition.tags for n in job.graph.nodes}
+    assert "nvidia.com/gpu" in tags["embed"][K8S_CONFIG_TAG]
+    from_env = job_executor(
+        plan_text(WORKFLOW, "placed.yaml", default_registry()),
+        {"MAESTRO_EXECUTOR": "k8s", "MAESTRO_K8S_MAX_CONCURRENT_STEPS": "3"},
+    )
+    assert from_env.name == "k8s"
     assert k8s_executor_config({"MAESTRO_K8S_MAX_CONCURRENT_STEPS": "3"}) == {"max_concurrent": 3}
     with pytest.raises(DeploymentSettingsError, match="MAESTRO_K8S_MAX_CONCURRENT_STEPS"):
         k8s_executor_config({"MAESTRO_K8S_MAX_CONCURRENT_STEPS": "0"})
-    tags = {n.name: n.definition.tags for n in job.graph.nodes}
-    assert "nvidia.com/gpu" in tags["embed"][K8S_CONFIG_TAG]
