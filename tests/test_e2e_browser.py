@@ -44,15 +44,15 @@ def page(e2e_stack: Stack) -> Iterator[Page]:
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         context.set_default_timeout(60_000)
         page = context.new_page()
+        # The UI's once-per-instance "join the community" dialog can open at any moment after a
+        # page has loaded (late on a busy machine); whenever it covers the page, skip it.
+        page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
         yield page
         browser.close()
 
 
 def _open(page: Page, stack: Stack, path: str) -> None:
     page.goto(stack.url + path, wait_until="networkidle")
-    skip = page.get_by_role("button", name="Skip")
-    if skip.count():  # the UI's once-per-instance "join the community" dialog
-        skip.click()
 
 
 def _shot(page: Page, tmp_path: Path, name: str) -> Path:
