@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.paths import PROJECT_ROOT
 from tests.support.ports import free_port
@@ -69,6 +70,7 @@ def test_dg_check_defs_passes_and_fails_on_a_broken_file(tmp_path: Path) -> None
     assert "bad.yaml:3:13: steps[0].run: unknown plugin 'nope'" in bad.stdout + bad.stderr
 
 
+@pytest.mark.timeout(420)
 def test_dg_dev_serves_the_code_location(tmp_path: Path) -> None:
     port = free_port()
     server = subprocess.Popen(
