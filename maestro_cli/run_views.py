@@ -18,6 +18,7 @@ import dagster as dg
 
 from maestro_cli.progress import RunProgress, StepRecord, error_text
 from resources.dagster_private import job_snapshot_nodes
+from resources.liveness import mark_dead_runs
 from resources.policy.store import store_for
 from resources.run_tags import COST_TAG, DEFAULT_TENANT, TENANT_TAG, WORKFLOW_TAG
 
@@ -78,7 +79,9 @@ def find_runs(
     tenant: str | None = None,
     limit: int = 20,
 ) -> list[Any]:
-    """Run records, newest first, filtered on the Maestro tags and the status."""
+    """Run records, newest first, filtered on the Maestro tags and the status; a run whose
+    process died is marked failed first, so it is not listed as STARTED."""
+    mark_dead_runs(instance)
     tags = {}
     if workflow:
         tags[WORKFLOW_TAG] = workflow
@@ -159,6 +162,7 @@ class RunStatusView:
 
 
 def run_status(instance: dg.DagsterInstance, run_id: str) -> RunStatusView:
+    mark_dead_runs(instance)
     record = instance.get_run_record_by_id(run_id)
     if record is None:
         raise RunNotFoundError(f"no run {run_id} in this instance")
