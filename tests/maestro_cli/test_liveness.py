@@ -311,3 +311,42 @@ def test_an_interrupted_maestro_run_ends_its_run_and_the_commands_children(
             os.kill(child, signal.SIGKILL)
         if process.poll() is None:
             process.kill()
+
+
+def test_a_killed_run_worker_of_the_threads_executor_is_marked_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run worker a run launcher starts (`dagster api execute_run`; `dagster job execute`
+    here, the same executor) beats from the threads executor: killed, its run is marked."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home), **FAST}
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    jobs = str(PROJECT_ROOT / "tests" / "support" / "executor_jobs.py")
+    process = subprocess.Popen(
+        [dagster, "job", "execute", "-f", jobs, "-j", "one_long_sleep"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            deadline = time.monotonic() + 120
+            run_id = None
+            while run_id is None or heartbeat_of(instance, run_id) is None:
+                assert time.monotonic() < deadline and process.poll() is None
+                runs = instance.get_runs(limit=1)
+                run_id = runs[0].run_id if runs else None
+                time.sleep(0.1)
+            process.kill()
+            process.wait(timeout=30)
+            assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED  # type: ignore[union-attr]
+            time.sleep(GRACE_S + 0.5)
+            [dead] = mark_dead_runs(instance, grace=GRACE_S)
+            assert dead.run_id == run_id
+            assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE  # type: ignore[union-attr]
+    finally:
+        if process.poll() is None:
+            process.kill()
