@@ -18,8 +18,10 @@ whose process is gone, or on another host, is judged by its heartbeat's age alon
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -104,6 +106,49 @@ def _alive_here(host: str, pid: int, started: str | None) -> bool:
 # ---------------------------------------------------------------- heartbeats
 
 
+# ---------------------------------------------------------------- the steps' process groups
+
+_CHILD_GROUPS: dict[int, str | None] = {}  # pgid -> its leader's start time
+_CHILD_GROUPS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def child_group(pgid: int) -> Iterator[None]:
+    """A step's command runs as process group `pgid` during the block. The heartbeats of this
+    process carry it, so a detector on this host can stop it if the process is killed (nothing
+    else is left to)."""
+    with _CHILD_GROUPS_LOCK:
+        _CHILD_GROUPS[pgid] = process_start(pgid)
+        beaters = list(_BEATERS.values())
+    for beater in beaters:  # recorded now, not at the next beat
+        try:
+            beater.beat()
+        except Exception as exc:
+            _log.warning(f"run {beater.run_id}: process group {pgid} not recorded: {exc}")
+    try:
+        yield
+    finally:
+        with _CHILD_GROUPS_LOCK:
+            _CHILD_GROUPS.pop(pgid, None)
+
+
+def _groups_json() -> str:
+    with _CHILD_GROUPS_LOCK:
+        return json.dumps(sorted([pgid, start] for pgid, start in _CHILD_GROUPS.items()))
+
+
+def _stop_left_over_groups(text: str | None) -> int:
+    """SIGKILL the recorded process groups still led by the same process; how many."""
+    stopped = 0
+    for pgid, start in json.loads(text or "[]"):
+        if process_start(int(pgid)) is None or process_start(int(pgid)) != start:
+            continue  # gone, or the pid now names another process
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(pgid), signal.SIGKILL)
+            stopped += 1
+    return stopped
+
+
 class _Beater:
     """One run's heartbeat row and the daemon thread that refreshes it."""
 
@@ -121,6 +166,7 @@ class _Beater:
             "started_at": now,
             "beat_at": now,
             "dead_at": None,
+            "child_groups": _groups_json(),
         }
         with store.engine.begin() as conn:  # a re-execution in the same run id starts afresh
             conn.execute(run_heartbeats.delete().where(run_heartbeats.c.run_id == run_id))
@@ -130,20 +176,26 @@ class _Beater:
         )
         self._thread.start()
 
+    def beat(self) -> bool:
+        """Write the beat (and the process groups of the steps' commands); False when a
+        detector has declared this run dead (or removed its row) meanwhile."""
+        with self.store.engine.begin() as conn:
+            updated = conn.execute(
+                run_heartbeats.update()
+                .where(run_heartbeats.c.run_id == self.run_id)
+                .where(run_heartbeats.c.dead_at.is_(None))
+                .values(beat_at=time.time(), child_groups=_groups_json())
+            ).rowcount
+        return bool(updated)
+
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                with self.store.engine.begin() as conn:
-                    updated = conn.execute(
-                        run_heartbeats.update()
-                        .where(run_heartbeats.c.run_id == self.run_id)
-                        .where(run_heartbeats.c.dead_at.is_(None))
-                        .values(beat_at=time.time())
-                    ).rowcount
+                alive = self.beat()
             except Exception as exc:  # the database away for a moment: beat again later
                 _log.warning(f"run {self.run_id}: heartbeat not written: {exc}")
                 continue
-            if updated == 0 and not self._stop.is_set():
+            if not alive and not self._stop.is_set():
                 _log.error(
                     f"run {self.run_id} was marked failed as dead while this process "
                     f"(pid {os.getpid()}) still runs it: its heartbeats were late"
@@ -248,6 +300,10 @@ def mark_dead_runs(
         if run is None or run.is_finished:
             continue
         message = dead_run_message(row.beat_at, row.host, row.pid, grace, now)
+        if row.host == socket.gethostname():
+            stopped = _stop_left_over_groups(row.child_groups)
+            if stopped:
+                message += f"; {stopped} process group(s) its steps had started were killed"
         try:
             instance.report_run_failed(
                 run,

@@ -107,6 +107,7 @@ run_heartbeats = sa.Table(
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("beat_at", sa.Float, nullable=False, index=True),
     sa.Column("dead_at", sa.Float),  # set once, by the detector that marked the run failed
+    sa.Column("child_groups", sa.Text),  # JSON [[pgid, start], ...]: the steps' commands
 )
 """The process running a run beats here (resources/liveness.py); a stale row is a dead run."""
 

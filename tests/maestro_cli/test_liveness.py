@@ -113,8 +113,16 @@ def _failure_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     return [r.event_log_entry.message or "" for r in records.records]
 
 
+def _alive_soon(pid: int, timeout: float = 10) -> bool:
+    """Whether `pid` is still alive after up to `timeout` seconds (it is not our child)."""
+    deadline = time.monotonic() + timeout
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return process_alive(pid)
+
+
 def _kill_group(pid: int) -> None:
-    """The killed run's shell step is left running (nothing outlives SIGKILL to clean up)."""
+    """Whatever a test leaves of a killed run's shell step."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
 
@@ -124,6 +132,11 @@ def _sigkill_in_step_3(tmp_path: Path, home: Path) -> tuple[str, int, float]:
     when it was killed)."""
     process = _start(_four_steps(tmp_path), home)
     step_pid = _wait_for_pid(tmp_path / "s3.pid", process)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        deadline = time.monotonic() + 30
+        while f"[{step_pid}," not in str(heartbeat_of(instance, _only_run(instance).run_id)):
+            assert time.monotonic() < deadline, "step 3's process group was never recorded"
+            time.sleep(0.05)
     process.kill()
     killed = time.time()
     process.communicate(timeout=30)
@@ -171,6 +184,9 @@ def test_a_killed_run_is_marked_failed_once_by_the_sensor_and_frees_its_slot(
 
             [message] = _failure_messages(instance, run_id)
             assert message.startswith(DEAD_MESSAGE_PREFIX), message
+            # Step 3's command outlived the SIGKILL; the detector (on this host) stopped it.
+            assert "1 process group(s) its steps had started were killed" in message
+            assert not _alive_soon(step_pid)
             assert "pid " in message and DEAD_RUN_GRACE_ENV in message
             assert active_runs(instance, "globex") == 0
             kinds: dict[str, set[str]] = {}
