@@ -366,3 +366,54 @@ def test_a_killed_run_worker_of_the_threads_executor_is_marked_failed(
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_the_daemon_marks_a_killed_run_failed_with_the_code_locations_sensor(
+    tmp_path: Path,
+) -> None:
+    """The real daemon, the code location's `maestro_dead_runs` sensor on by default: a
+    `maestro run` killed in step 3 ends FAILURE with one failure event, its command stopped."""
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    workflow = _four_steps(folder)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {
+        **os.environ,
+        **FAST,
+        "DAGSTER_HOME": str(home),
+        "MAESTRO_WORKFLOWS_DIR": str(folder),
+        "MAESTRO_DEAD_RUN_CHECK_INTERVAL_S": "1",
+    }
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs()  # the databases exist before two processes open them at once
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    step_pid = 0
+    try:
+        run_id, step_pid, killed = _sigkill_in_step_3(folder, home)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            deadline = time.monotonic() + 180
+            while instance.get_run_by_id(run_id).status != dg.DagsterRunStatus.FAILURE:  # type: ignore[union-attr]
+                assert daemon.poll() is None, "the daemon exited"
+                assert time.monotonic() < deadline, "the daemon never marked the run"
+                time.sleep(0.2)
+            latency = time.time() - killed
+            time.sleep(4)  # a few more sensor ticks
+            [message] = _failure_messages(instance, run_id)
+        assert message.startswith(DEAD_MESSAGE_PREFIX)
+        assert not _alive_soon(step_pid)
+        print(f"detection latency with the daemon (grace {GRACE_S:g}s, sensor 1s): {latency:.2f}s")
+        assert latency >= GRACE_S
+        assert workflow.exists()
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+        if step_pid:
+            _kill_group(step_pid)
