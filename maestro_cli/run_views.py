@@ -211,9 +211,10 @@ def status_lines(view: RunStatusView, now: float | None = None) -> list[str]:
     rows = []
     for step in steps:  # a step's cost (all its attempts and items) on the row that ends it
         cost = view.step_costs.get(step.step_id, 0.0) if step.is_exit else 0.0
-        rows.append(
-            (step.label, step.status, str(step.attempts), seconds(step.duration_s), money(cost))
-        )
+        shown = step.status
+        if run.is_finished and shown in ("running", "retrying"):
+            shown = "interrupted"  # the run ended around it (its process died, or terminated)
+        rows.append((step.label, shown, str(step.attempts), seconds(step.duration_s), money(cost)))
     seen = {s.step_id for s in steps}
     for step_id in view.progress.step_order:
         if step_id not in seen:

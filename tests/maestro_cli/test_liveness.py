@@ -223,6 +223,14 @@ def test_a_killed_run_holds_no_slot_for_the_next_maestro_run_nor_in_maestro_stat
         assert status.returncode == 1
         assert f"run {run_id}: FAILURE" in status.stdout
         assert f"run error: {DEAD_MESSAGE_PREFIX}" in status.stdout
+        rows = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines()[4:9]}
+        assert rows == {
+            "STEP": "STATUS",
+            "s1": "succeeded",
+            "s2": "succeeded",
+            "s3": "interrupted",
+            "s4": "not",  # "not run"
+        }, status.stdout
         with dg.DagsterInstance.from_config(str(observed_home)) as instance:
             assert len(_failure_messages(instance, run_id)) == 1
     finally:
