@@ -219,7 +219,11 @@ def run_heartbeat(
     instance: dg.DagsterInstance, run: dg.DagsterRun, interval: float | None = None
 ) -> Iterator[None]:
     """Beat for `run` while the block runs. Nested uses for one run in one process (`maestro
-    run` around its executor) share one row and one thread."""
+    run` around its executor) share one row and one thread. An ephemeral instance gets none:
+    no other process can see its runs."""
+    if instance.is_ephemeral:
+        yield
+        return
     store = store_for(instance)
     key = (store.url, run.run_id)
     with _BEATERS_LOCK:
