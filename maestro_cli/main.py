@@ -26,7 +26,7 @@ from maestro_cli.scaffold import (
     write_template,
 )
 from maestro_common.durations import parse_duration
-from maestro_defs.gate import SENSOR_NAME
+from maestro_defs.liveness import reserved_sensor_names
 from maestro_defs.workflows import code_location_dirs
 from resources.dagster_private import is_valid_cron_string
 from resources.plugins import default_registry
@@ -98,9 +98,7 @@ def validate(files: tuple[Path, ...]) -> None:
         for folder in files
         if folder.is_dir() and not workflow_files_in(folder)
     ]
-    loaded = compile_workflow_files(
-        expand_files(files), reserved_names={SENSOR_NAME: "the policy gate sensor"}
-    )
+    loaded = compile_workflow_files(expand_files(files), reserved_names=reserved_sensor_names())
     for workflow in loaded.workflows:
         plan = workflow.plan
         click.echo(f"ok: {plan.source_file} (workflow {plan.spec.name}, {len(plan.steps)} steps)")

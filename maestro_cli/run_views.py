@@ -18,6 +18,7 @@ import dagster as dg
 
 from maestro_cli.progress import RunProgress, StepRecord, error_text
 from resources.dagster_private import job_snapshot_nodes
+from resources.liveness import mark_dead_runs
 from resources.policy.store import store_for
 from resources.run_tags import COST_TAG, DEFAULT_TENANT, TENANT_TAG, WORKFLOW_TAG
 
@@ -78,7 +79,9 @@ def find_runs(
     tenant: str | None = None,
     limit: int = 20,
 ) -> list[Any]:
-    """Run records, newest first, filtered on the Maestro tags and the status."""
+    """Run records, newest first, filtered on the Maestro tags and the status; a run whose
+    process died is marked failed first, so it is not listed as STARTED."""
+    mark_dead_runs(instance)
     tags = {}
     if workflow:
         tags[WORKFLOW_TAG] = workflow
@@ -159,6 +162,7 @@ class RunStatusView:
 
 
 def run_status(instance: dg.DagsterInstance, run_id: str) -> RunStatusView:
+    mark_dead_runs(instance)
     record = instance.get_run_record_by_id(run_id)
     if record is None:
         raise RunNotFoundError(f"no run {run_id} in this instance")
@@ -207,9 +211,10 @@ def status_lines(view: RunStatusView, now: float | None = None) -> list[str]:
     rows = []
     for step in steps:  # a step's cost (all its attempts and items) on the row that ends it
         cost = view.step_costs.get(step.step_id, 0.0) if step.is_exit else 0.0
-        rows.append(
-            (step.label, step.status, str(step.attempts), seconds(step.duration_s), money(cost))
-        )
+        shown = step.status
+        if run.is_finished and shown in ("running", "retrying"):
+            shown = "interrupted"  # the run ended around it (its process died, or terminated)
+        rows.append((step.label, shown, str(step.attempts), seconds(step.duration_s), money(cost)))
     seen = {s.step_id for s in steps}
     for step_id in view.progress.step_order:
         if step_id not in seen:

@@ -22,6 +22,7 @@ import dagster as dg
 from maestro_cli.progress import RunProgress
 from resources.dagster_private import execute_run, is_valid_cron_string
 from resources.defaults import default_resources
+from resources.liveness import run_heartbeat
 from resources.plugins import default_registry
 from resources.run_tags import COST_TAG
 from yaml_compiler import load_plan
@@ -125,7 +126,8 @@ def execute(
     run_id = dagster_run.run_id
     instance.add_event_listener(run_id, on_event)
     started = time.monotonic()
-    result = execute_run(job, dagster_run, instance, raise_on_error=False)
+    with run_heartbeat(instance, dagster_run):  # a killed process's run is marked failed
+        result = execute_run(job, dagster_run, instance, raise_on_error=False)
     if errors:
         raise errors[0]
     run = instance.get_run_by_id(run_id)

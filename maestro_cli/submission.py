@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maestro_cli.params import ParamError, parse_params
-from maestro_defs.gate import SENSOR_NAME
+from maestro_defs.liveness import reserved_sensor_names
 from maestro_defs.workflows import code_location_dirs, load_workflows
 from resources.dagster_private import is_valid_cron_string
 from resources.plugins import default_registry
@@ -66,7 +66,7 @@ def _check_loaded_by_code_location(source: Path, plan: WorkflowPlan, dirs: Seque
                 "MAESTRO_WORKFLOWS_DIR for the code location and for this command"
             ]
         )
-    loaded = load_workflows(dirs, reserved_names={SENSOR_NAME: "the policy gate sensor"})
+    loaded = load_workflows(dirs, reserved_names=reserved_sensor_names())
     mine = [str(d) for d in loaded.problems if Path(d.file).resolve() == source]
     if mine:
         raise SubmitError([*mine, f"error: the code location does not load {source}"])

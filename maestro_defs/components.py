@@ -10,7 +10,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from maestro_defs.gate import SENSOR_NAME
+from maestro_defs.liveness import reserved_sensor_names
 from maestro_defs.workflows import (
     build_definitions,
     load_workflows,
@@ -42,6 +42,6 @@ class MaestroWorkflows(dg.Component, dg.Model, dg.Resolvable):
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         dirs = workflow_dirs(self.workflows_dirs, root=context.project_root)
-        loaded = load_workflows(dirs, reserved_names={SENSOR_NAME: "the policy gate sensor"})
+        loaded = load_workflows(dirs, reserved_names=reserved_sensor_names())
         report_problems(loaded, strict_loading(configured=self.strict))
         return build_definitions(loaded)

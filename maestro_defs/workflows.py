@@ -11,6 +11,7 @@ import dagster as dg
 import yaml
 
 from maestro_defs.gate import policy_gate_sensor
+from maestro_defs.liveness import dead_runs_sensor
 from resources.defaults import default_resources
 from resources.policy.gate import GateWorkflow
 from yaml_compiler import Diagnostic, WorkflowCompileError, workflow_files_in
@@ -85,8 +86,8 @@ def build_definitions(
     loaded: LoadedWorkflows, resources: Mapping[str, Any] | None = None
 ) -> dg.Definitions:
     """Jobs, schedules and assets of the workflows that loaded, the policy gate sensor (which
-    also shows the files that did not), and the resources (`default_resources()` unless
-    given)."""
+    also shows the files that did not), the dead-run sensor, and the resources
+    (`default_resources()` unless given)."""
     workflows = loaded.workflows
     gate = policy_gate_sensor(
         gate_workflows(workflows), [w.job for w in workflows], problems_by_file(loaded)
@@ -95,7 +96,7 @@ def build_definitions(
         jobs=[w.job for w in workflows],
         assets=[a for w in workflows for a in w.assets],
         schedules=[s for w in workflows for s in w.schedules],
-        sensors=[gate],
+        sensors=[gate, dead_runs_sensor()],
         resources=dict(resources) if resources is not None else default_resources(),
     )
 

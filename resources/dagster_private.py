@@ -32,8 +32,10 @@ from dagster._core.definitions.utils import DISALLOWED_NAMES as DAGSTER_RESERVED
 # own in-process and multiprocess executors are made of, and only adds the loop and the threads.
 #
 # Engine events ("Executing steps with the threads executor...") carry the same data as
-# in_process's (`EngineEventData.in_process`, `.interrupted`).
-from dagster._core.events import EngineEventData
+# in_process's (`EngineEventData.in_process`, `.interrupted`). JobFailureData and
+# RunFailureReason: why a run failed, as its run-failure event says (resources/liveness.py marks
+# a run whose process died UNEXPECTED_TERMINATION).
+from dagster._core.events import EngineEventData, JobFailureData, RunFailureReason
 
 # The wrapper InProcessExecutor.execute uses: builds the PlanExecutionContext (resources, log
 # manager, the run's event loop) inside capture_interrupts(), tears the resources down after.
@@ -198,12 +200,14 @@ __all__ = [
     "ExecutionPlan",
     "ExecutionStep",
     "InstanceConcurrencyContext",
+    "JobFailureData",
     "KnownExecutionState",
     "LocalComputeLogManager",
     "PlanExecutionContext",
     "PlanExecutionContextManager",
     "PlanOrchestrationContext",
     "RetryMode",
+    "RunFailureReason",
     "SerializableErrorInfo",
     "SnapshotNode",
     "StepDependencyConfig",

@@ -57,6 +57,7 @@ from resources.dagster_private import (
 from resources.executor.logs import run_capture_event, std_streams_routed_by_step, step_log_files
 from resources.executor.running import RunningStep, running
 from resources.executor.workers import WorkerPool, raise_in_thread
+from resources.liveness import run_heartbeat
 
 ISOLATION_TAG = "maestro/isolation"
 """Op tag: `process` runs that op in a process of its own (CPU-bound work, native crashes)."""
@@ -157,6 +158,16 @@ class ThreadsExecutor(dg.Executor):
         )
         self._orchestration = plan_context  # isolated steps need its reconstructable job
         started = time.monotonic()
+        with run_heartbeat(plan_context.instance, plan_context.dagster_run):  # liveness.py
+            yield from self._execute_plan(plan_context)
+        yield dg.DagsterEvent.engine_event(
+            plan_context,
+            f"The threads executor finished its steps in {time.monotonic() - started:.2f}s "
+            f"(pid: {pid})",
+            event_specific_data=EngineEventData.in_process(pid, keys),
+        )
+
+    def _execute_plan(self, plan_context: PlanOrchestrationContext) -> Iterator[dg.DagsterEvent]:
         yield from ExecuteRunWithPlanIterable(
             execution_plan=plan_context.execution_plan,
             iterator=self._run_plan,
@@ -171,12 +182,6 @@ class ThreadsExecutor(dg.Executor):
                 output_capture=plan_context.output_capture,
                 step_dependency_config=self._step_dependency_config,
             ),
-        )
-        yield dg.DagsterEvent.engine_event(
-            plan_context,
-            f"The threads executor finished its steps in {time.monotonic() - started:.2f}s "
-            f"(pid: {pid})",
-            event_specific_data=EngineEventData.in_process(pid, keys),
         )
 
     # ---------------------------------------------------------------- the run's main thread

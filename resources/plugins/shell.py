@@ -26,6 +26,7 @@ from typing import IO, Annotated, Any
 from pydantic import BeforeValidator, Field, model_validator
 
 from maestro_common.values import PrepareError, TextMap, scalar_text
+from resources.liveness import child_group
 from resources.plugins.base import (
     Plugin,
     PluginParams,
@@ -218,7 +219,8 @@ def run_shell(params: ShellParams, ctx: StepContext) -> dict[str, Any]:
         _pump_thread(process.stderr, sys.stderr, err_tail, ctx.redact),
     ]
     try:
-        _wait_or_stop(process, ctx, argv[0])
+        with child_group(process.pid):  # stopped by the dead-run detector if we are killed
+            _wait_or_stop(process, ctx, argv[0])
     except BaseException:  # an interrupt (run termination under in_process) stops it too
         if process.poll() is None:
             _stop(process)

@@ -45,7 +45,12 @@ def tenant_spend(store: PolicyStore, policy: PolicyEngineResource, tenant: str) 
 
 
 def active_runs(instance: dg.DagsterInstance, tenant: str, exclude: str | None = None) -> int:
-    """The tenant's runs queued or in flight (the gate's view), not counting `exclude`."""
+    """The tenant's runs queued or in flight (the gate's view), not counting `exclude`. Runs
+    whose process died (no heartbeat within the grace) are marked failed first: they hold no
+    slot."""
+    from resources.liveness import mark_dead_runs  # liveness imports the store, as we do
+
+    mark_dead_runs(instance, tenant=tenant)
     run_ids = instance.get_run_ids(
         filters=dg.RunsFilter(
             tags={TENANT_TAG: tenant},

@@ -1,5 +1,5 @@
 """Durable state of the policy gate: run requests, the decision audit, run admissions, costs,
-and the metrics exporter's cursors.
+the metrics exporter's cursors, and run heartbeats.
 
 It lives beside the Dagster instance's own storage: in its PostgreSQL database when the instance
 stores runs there, else in `maestro_policy.db` (SQLite) in the instance's folder. Tables are
@@ -95,6 +95,21 @@ metrics_state = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("state", sa.Text, nullable=False),  # JSON (resources/observability/metrics.py)
 )
+
+run_heartbeats = sa.Table(
+    "maestro_run_heartbeats",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(255), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("process_start", sa.String(32)),  # /proc/<pid>/stat start time: pid reuse
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("beat_at", sa.Float, nullable=False, index=True),
+    sa.Column("dead_at", sa.Float),  # set once, by the detector that marked the run failed
+    sa.Column("child_groups", sa.Text),  # JSON [[pgid, start], ...]: the steps' commands
+)
+"""The process running a run beats here (resources/liveness.py); a stale row is a dead run."""
 
 _COLUMNS_ADDED: dict[str, tuple[tuple[str, str], ...]] = {
     cost_ledger.name: (("plugin", "VARCHAR(255) NOT NULL DEFAULT ''"),),

@@ -277,6 +277,15 @@ def isolation() -> None:
     threaded_pid()
 
 
+# ---- liveness: a run worker killed while its one step sleeps (tests/maestro_cli/test_liveness.py)
+_LONG = _sleepers(1, "long_sleep", seconds=120.0)
+
+
+@dg.job(executor_def=THREADS)
+def one_long_sleep() -> None:
+    _LONG[0]()
+
+
 defs = dg.Definitions(
     jobs=[
         four_sleeps,
@@ -293,6 +302,7 @@ defs = dg.Definitions(
         terminated,
         async_steps,
         isolation,
+        one_long_sleep,
     ]
 )
 
