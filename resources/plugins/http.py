@@ -16,7 +16,14 @@ from pydantic import ConfigDict, Field, model_validator
 
 from maestro_common.durations import parse_duration
 from maestro_common.values import TextMap, is_template
-from resources.plugins.base import Plugin, PluginParams, StepContext, StepError, StepTimeoutError
+from resources.plugins.base import (
+    Plugin,
+    PluginParams,
+    PolicyDeniedError,
+    StepContext,
+    StepError,
+    StepTimeoutError,
+)
 from resources.plugins.web_scraper import POLICY_KEY, tenant_ssrf_allow
 from resources.scraper.ssrf import AddressPolicy
 
@@ -51,8 +58,8 @@ class HttpParams(PluginParams):
         return data
 
 
-class SsrfRefusedError(StepError):
-    """A request to an address the tenant may not reach (not retried: it will not change)."""
+class SsrfRefusedError(PolicyDeniedError):
+    """A request to an address the tenant may not reach: a policy refusal, never retried."""
 
     def __init__(self, problem: str):
         super().__init__(f"SSRF guard refused {problem}", kind="ssrf_blocked")

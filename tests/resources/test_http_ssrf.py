@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 
 from resources.plugins import RunInfo, StepContext
@@ -20,7 +22,9 @@ from resources.plugins.http import (
 )
 from resources.policy.engine import PolicyEngineResource
 from resources.scraper.ssrf import AddressPolicy
+from tests.support.compiling import compile_file
 from tests.support.http_server import serve_http
+from tests.support.paths import PROJECT_ROOT
 from tests.support.policy_data import policy_with_tenant
 
 HITS: list[str] = []
@@ -145,3 +149,37 @@ def test_the_connection_itself_is_checked() -> None:
         pytest.raises(SsrfRefusedError, match=r"localhost -> .* \(loopback address\)"),
     ):
         client.get("http://localhost:9/")
+
+
+def test_a_refusal_in_a_run_fails_the_step_once(
+    server: str, tmp_path: Path, write_workflow: Callable[..., Path], instance: dg.DagsterInstance
+) -> None:
+    """Through a compiled job (the `policy` resource gives the tenant's list): the redirect to
+    127.0.0.2 is refused with kind ssrf_blocked, and not retried."""
+    tenant = {
+        **json.loads((PROJECT_ROOT / "policies/data/tenants.json").read_text())["tenants"][
+            "default"
+        ],
+        "ssrf_allow": ["127.0.0.1/32"],
+    }
+    policy = policy_with_tenant(tmp_path, "lab", tenant)
+    target = f"http://127.0.0.2:{_port(server)}/ok"
+    path = write_workflow(
+        f"""
+        name: ssrf
+        tenant: lab
+        steps:
+          - id: fetch
+            run: http.request
+            retry: {{max_attempts: 3, backoff: 0s}}
+            with: {{url: "{server}/redirect?to={target}"}}
+        """
+    )
+    job = compile_file(path, resources={"policy": policy}).job
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    data = failure.step_failure_data.user_failure_data
+    assert data.metadata["error_kind"].value == "ssrf_blocked"
+    assert "SSRF guard refused 127.0.0.2" in data.description
+    assert [f"/redirect?to={target}"] == HITS  # one attempt
