@@ -25,6 +25,7 @@ from maestro_cli.scaffold import (
     template_names,
     write_template,
 )
+from maestro_cli.tenancy import tenant_option
 from maestro_common.durations import parse_duration
 from maestro_defs.liveness import reserved_sensor_names
 from maestro_defs.workflows import code_location_dirs
@@ -223,10 +224,14 @@ def artifacts_gc(older_than: float, dry_run: bool) -> None:
 
 @artifacts.command("ls")
 @click.argument("run_id", required=False)
-def artifacts_ls(run_id: str | None) -> None:
+@tenant_option("Only this tenant's artifacts.")
+def artifacts_ls(run_id: str | None, tenant: str | None) -> None:
     """List pointers (of one run, or all): key, sha256, size."""
     store = artifact_commands.io_manager_for(runner.instance_home()).open_store()
+    scope = tenant
     for tenant in store.tenants():
+        if scope is not None and tenant != scope:
+            continue
         for info in store.pointers(tenant):
             if run_id and f"/runs/{run_id}/" not in info.key:
                 continue

@@ -12,6 +12,7 @@ import dagster as dg
 
 from maestro_cli import runner
 from maestro_cli.run_views import STATUSES, RunNotFoundError
+from maestro_cli.tenancy import check_run_tenant, tenant_option
 from maestro_common.durations import parse_duration
 from resources.observability.costs import GROUPINGS, PERIODS
 from resources.observability.metrics import DEFAULT_HORIZON_SECONDS, DEFAULT_STATE_NAME
@@ -36,7 +37,7 @@ def _duration(_ctx: object, _param: object, value: str) -> float:
 @click.command()
 @click.option("--workflow", "-w", help="Only runs of this workflow (the maestro/workflow tag).")
 @click.option("--status", "-s", type=click.Choice(STATUSES, case_sensitive=False))
-@click.option("--tenant", "-t", help="Only runs of this tenant (the maestro/tenant tag).")
+@tenant_option("Only runs of this tenant (the maestro/tenant tag).")
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1))
 def runs(workflow: str | None, status: str | None, tenant: str | None, limit: int) -> None:
     """List runs, newest first: status, start, duration and cost."""
@@ -60,7 +61,8 @@ def runs(workflow: str | None, status: str | None, tenant: str | None, limit: in
 @click.command()
 @click.argument("run_id", required=False)
 @click.option("--workflow", "-w", help="The latest run of this workflow.")
-def status(run_id: str | None, workflow: str | None) -> None:
+@tenant_option("Only runs of this tenant.")
+def status(run_id: str | None, workflow: str | None, tenant: str | None) -> None:
     """A run's status and each step's status, attempts, duration, cost and error.
 
     RUN_ID, else the latest run of --workflow, else the latest run. The exit code is 1 when
@@ -72,7 +74,9 @@ def status(run_id: str | None, workflow: str | None) -> None:
         raise click.UsageError("give RUN_ID or --workflow, not both")
     with _instance() as instance:
         try:
-            view = run_status(instance, run_id or latest_run_id(instance, workflow))
+            found = run_id or latest_run_id(instance, workflow, tenant)
+            check_run_tenant(instance, found, tenant)
+            view = run_status(instance, found)
         except RunNotFoundError as exc:
             _fail(str(exc))
     for line in status_lines(view):
@@ -82,7 +86,8 @@ def status(run_id: str | None, workflow: str | None) -> None:
 
 @click.command()
 @click.argument("run_id")
-def cancel(run_id: str) -> None:
+@tenant_option("Only a run of this tenant.")
+def cancel(run_id: str, tenant: str | None) -> None:
     """Terminate a run, as the UI's Terminate does.
 
     A queued run leaves the queue; a started one is stopped through the instance's run
@@ -93,6 +98,7 @@ def cancel(run_id: str) -> None:
 
     with _instance() as instance:
         try:
+            check_run_tenant(instance, run_id, tenant)
             click.echo(cancel_run(instance, run_id))
         except (RunNotFoundError, ValueError) as exc:
             _fail(str(exc))
@@ -102,12 +108,14 @@ def cancel(run_id: str) -> None:
 @click.argument("run_id")
 @click.option("--step", help="Only this step (its id, or a step key such as greet[2]).")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the run has ended.")
-def logs(run_id: str, step: str | None, follow: bool) -> None:
+@tenant_option("Only a run of this tenant.")
+def logs(run_id: str, step: str | None, follow: bool, tenant: str | None) -> None:
     """A run's event log, then its steps' captured stdout and stderr."""
     from maestro_cli.logs import show_logs
 
     with _instance() as instance:
         try:
+            check_run_tenant(instance, run_id, tenant)
             show_logs(instance, run_id, sys.stdout, step=step, follow=follow)
         except RunNotFoundError as exc:
             _fail(str(exc))
@@ -116,7 +124,7 @@ def logs(run_id: str, step: str | None, follow: bool) -> None:
 
 
 @click.command()
-@click.option("--tenant", "-t", help="Only this tenant.")
+@tenant_option("Only this tenant.")
 @click.option(
     "--since",
     default="30d",

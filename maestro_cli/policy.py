@@ -14,6 +14,7 @@ import click
 import dagster as dg
 
 from maestro_cli import runner
+from maestro_cli.tenancy import tenant_option
 
 PARAM_HELP = "Set a workflow param, typed as the workflow declares it. Repeatable."
 POLICY_DIR_OPTION = click.option(
@@ -78,12 +79,14 @@ def submit(file: Path, tenant: str | None, params: tuple[str, ...], requester: s
 @click.command()
 @click.option("--status", type=click.Choice(["pending", "admitted", "refused", "launched"]))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def requests(status: str | None, fmt: str) -> None:
+@tenant_option("Only this tenant's requests.")
+def requests(status: str | None, fmt: str, tenant: str | None) -> None:
     """List run requests and where they stand (pending, admitted, refused, launched)."""
     from resources.policy.store import store_for
 
     with _instance() as instance:
         rows = store_for(instance).requests([status] if status else None)
+    rows = [r for r in rows if tenant is None or r.tenant == tenant]
     if fmt == "json":
         click.echo(json.dumps([r.__dict__ for r in rows], indent=2, default=str))
         return
@@ -95,7 +98,7 @@ def requests(status: str | None, fmt: str) -> None:
 
 
 @click.command()
-@click.option("--tenant", "-t", help="Only this tenant's decisions.")
+@tenant_option("Only this tenant's decisions.")
 @click.option("--run", "-r", "run_id", help="Only this run's decisions.")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")

@@ -187,8 +187,10 @@ def _run_error(instance: dg.DagsterInstance, record: Any, progress: RunProgress)
     return None
 
 
-def latest_run_id(instance: dg.DagsterInstance, workflow: str | None) -> str:
-    records = find_runs(instance, workflow=workflow, limit=1)
+def latest_run_id(
+    instance: dg.DagsterInstance, workflow: str | None, tenant: str | None = None
+) -> str:
+    records = find_runs(instance, workflow=workflow, tenant=tenant, limit=1)
     if not records:
         what = f"of workflow {workflow!r} " if workflow else ""
         raise RunNotFoundError(f"no runs {what}in this instance")

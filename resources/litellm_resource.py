@@ -15,6 +15,7 @@ import copy
 import functools
 import hashlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -43,6 +44,20 @@ ROUTING_STRATEGIES = {
 }
 PROVIDER_KEY_SUFFIXES = ("_API_KEY", "_API_TOKEN", "_SECRET_ACCESS_KEY")
 DEFAULT_OUTPUT_TOKENS = 4096  # a budget estimate's output size when the step sets no max_tokens
+
+
+ROUTER_SETTINGS = (
+    "routing_strategy",
+    "num_retries",
+    "retry_after",
+    "timeout",
+    "fallbacks",
+    "context_window_fallbacks",
+    "allowed_fails",
+    "cooldown_time",
+)
+"""`router_settings` keys of a LiteLLM proxy config that map onto the resource's fields."""
+_LOG = logging.getLogger("maestro.litellm")
 
 
 class LiteLLMConfigError(ValueError):
@@ -92,6 +107,65 @@ def _parsed_model_list(file: Path, *version: int) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         raise LiteLLMConfigError(f"{file}: expected a list of deployments or a `model_list` key")
     return [_checked_deployment(item, f"{file}: model_list[{i}]") for i, item in enumerate(data)]
+
+
+@dataclass(frozen=True)
+class FileSettings:
+    """What a LiteLLM proxy config file says beyond its model list: the `router_settings`
+    that map onto the resource (ROUTER_SETTINGS), and every key that is ignored."""
+
+    router: dict[str, Any] = field(default_factory=dict)
+    ignored: tuple[str, ...] = ()
+
+
+def load_file_settings(path: str | Path) -> FileSettings:
+    file = Path(path).expanduser()
+    try:
+        stat = file.stat()
+        return _parsed_file_settings(file, stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    except OSError as exc:
+        raise LiteLLMConfigError(f"{file}: cannot read the LiteLLM model list: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_file_settings(file: Path, *version: int) -> FileSettings:
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise LiteLLMConfigError(f"{file}: invalid YAML/JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        return FileSettings()
+    ignored = [str(key) for key in data if key not in ("model_list", "router_settings")]
+    raw = data.get("router_settings") or {}
+    if not isinstance(raw, dict):
+        raise LiteLLMConfigError(f"{file}: router_settings must be a mapping")
+    router: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in ROUTER_SETTINGS:
+            ignored.append(f"router_settings.{key}")
+        elif key in ("fallbacks", "context_window_fallbacks"):
+            router[key] = _fallbacks(value, f"{file}: router_settings.{key}")
+        else:
+            router[key] = value
+    return FileSettings(router, tuple(ignored))
+
+
+def _fallbacks(value: Any, where: str) -> dict[str, list[str]]:
+    """LiteLLM's `[{group: [models]}]` (or a mapping) as {group: [models]}."""
+    items = [value] if isinstance(value, dict) else value
+    found: dict[str, list[str]] = {}
+    if not isinstance(items, list):
+        raise LiteLLMConfigError(f"{where}: expected a list of {{group: [models]}}")
+    for item in items:
+        if not isinstance(item, dict):
+            raise LiteLLMConfigError(f"{where}: expected a list of {{group: [models]}}")
+        for group, models in item.items():
+            if isinstance(models, str):
+                models = [models]
+            if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+                raise LiteLLMConfigError(f"{where}.{group}: expected a list of model groups")
+            found.setdefault(str(group), []).extend(models)
+    return found
 
 
 def _checked_deployment(item: Any, where: str) -> dict[str, Any]:
@@ -322,11 +396,39 @@ class LiteLLMResource(dg.ConfigurableResource):
         secrets |= {v for k, v in environ.items() if k.endswith(PROVIDER_KEY_SUFFIXES) and v}
         return resolved, tuple(sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True))
 
-    def routing(self) -> str:
-        strategy = ROUTING_STRATEGIES.get(self.routing_strategy)
+    def file_settings(self) -> FileSettings:
+        return load_file_settings(self.model_list_file) if self.model_list_file else FileSettings()
+
+    def router_settings(self) -> dict[str, Any]:
+        """The Router's settings: a field set on the resource, else the config file's
+        `router_settings` value, else the resource's default. Checked like the fields."""
+        from_file = self.file_settings().router
+        settings: dict[str, Any] = {}
+        for key in ROUTER_SETTINGS:
+            value = getattr(self, key)
+            if key not in self.model_fields_set and key in from_file:
+                value = from_file[key]
+            settings[key] = value
+        try:  # the file's values go through the same field checks as the resource's
+            checked = type(self).model_validate(
+                {**settings, "model_list_file": None, "model_list": []}
+            )
+        except Exception as exc:
+            raise LiteLLMConfigError(
+                f"{self.model_list_file}: router_settings: {exc}".replace("\n", " ")
+            ) from exc
+        return {key: getattr(checked, key) for key in ROUTER_SETTINGS}
+
+    def ignored_settings(self) -> tuple[str, ...]:
+        """Keys of the config file that Maestro does not apply (warned about, in doctor too)."""
+        return self.file_settings().ignored
+
+    def routing(self, strategy_name: str | None = None) -> str:
+        name = strategy_name or self.router_settings()["routing_strategy"]
+        strategy = ROUTING_STRATEGIES.get(name)
         if strategy is None:
             raise LiteLLMConfigError(
-                f"unknown routing_strategy {self.routing_strategy!r}; use one of "
+                f"unknown routing_strategy {name!r}; use one of "
                 f"{', '.join(sorted(ROUTING_STRATEGIES))}"
             )
         return strategy
@@ -336,6 +438,7 @@ class LiteLLMResource(dg.ConfigurableResource):
         (its cooldowns and latency stats only help when they outlive a call)."""
         deployments, secrets = self._resolved(self.all_deployments(), environ)
         settings = self.model_dump(exclude={"model_list", "api_key", "cache_redis_url"})
+        settings["router"] = self.router_settings()
         settings["secrets"] = hashlib.sha256("\0".join(secrets).encode()).hexdigest()
         digest = hashlib.sha256(
             json.dumps([deployments, settings], sort_keys=True, default=str).encode()
@@ -349,26 +452,31 @@ class LiteLLMResource(dg.ConfigurableResource):
 
     def _build(self, deployments: list[dict[str, Any]], secrets: tuple[str, ...]) -> LiteLLMClient:
         litellm = import_litellm()
+        settings = self.router_settings()
+        for key in self.ignored_settings():
+            _LOG.warning(f"{self.model_list_file}: {key} is not applied by Maestro (ignored)")
+        fallbacks: dict[str, list[str]] = settings["fallbacks"]
+        window_fallbacks: dict[str, list[str]] = settings["context_window_fallbacks"]
         router = litellm.Router(
             model_list=deployments or None,
-            routing_strategy=self.routing(),
-            num_retries=self.num_retries,
-            retry_after=self.retry_after,
-            timeout=self.timeout,
-            fallbacks=[{group: models} for group, models in self.fallbacks.items()],
+            routing_strategy=self.routing(settings["routing_strategy"]),
+            num_retries=settings["num_retries"],
+            retry_after=settings["retry_after"],
+            timeout=settings["timeout"],
+            fallbacks=[{group: models} for group, models in fallbacks.items()],
             context_window_fallbacks=[
-                {group: models} for group, models in self.context_window_fallbacks.items()
+                {group: models} for group, models in window_fallbacks.items()
             ],
-            allowed_fails=self.allowed_fails,
-            cooldown_time=self.cooldown_time,
+            allowed_fails=settings["allowed_fails"],
+            cooldown_time=settings["cooldown_time"],
         )
         return LiteLLMClient(
             router=router,
             litellm=litellm,
             deployments=deployments,
             secrets=secrets,
-            group_fallbacks=dict(self.fallbacks),
-            window_fallbacks=dict(self.context_window_fallbacks),
+            group_fallbacks=dict(fallbacks),
+            window_fallbacks=dict(window_fallbacks),
             cache_dir=Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir(),
             cache_ttl_seconds=self.cache_ttl_seconds,
             redis_url=self.cache_redis_url,
@@ -376,9 +484,13 @@ class LiteLLMResource(dg.ConfigurableResource):
 
     def describe(self) -> list[str]:
         """One line per deployment, keys hidden: for `maestro doctor`. No network."""
-        lines = [f"routing: {self.routing()}, retries {self.num_retries}"]
+        settings = self.router_settings()
+        lines = [f"routing: {self.routing()}, retries {settings['num_retries']}"]
         for deployment in self.all_deployments():
             params = deployment["litellm_params"]
             where = params.get("api_base") or "provider default endpoint"
             lines.append(f"{deployment['model_name']}: {params['model']} at {where}")
+        ignored = self.ignored_settings()
+        if ignored:
+            lines.append(f"ignored from {self.model_list_file}: {', '.join(ignored)}")
         return lines

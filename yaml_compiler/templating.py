@@ -8,8 +8,10 @@ step's output becomes a data edge in the Dagster graph.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import re
+import secrets
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from markupsafe import Markup
 
+from maestro_common import shell_script
 from maestro_common.template_sandbox import BoundedSandbox, bounded
 from maestro_common.values import is_template
 
@@ -52,9 +55,21 @@ def _environment(output: Callable[[Any], Any] | None = None) -> BoundedSandbox:
     return env
 
 
+_SHELL_VALUES: contextvars.ContextVar[tuple[str, list[str]]] = contextvars.ContextVar(
+    "maestro_shell_values"
+)
+
+
+def _shell_placeholder(value: Any) -> str:
+    """Each `{{ }}` of a `shell: true` script is set aside; the script gets a placeholder."""
+    nonce, values = _SHELL_VALUES.get()
+    values.append(str(value))
+    return shell_script.placeholder(nonce, len(values) - 1)
+
+
 ENV = _environment()
-SHELL_ENV = _environment(output=lambda value: shlex.quote(str(value)))
-"""Renders every `{{ }}` output shell-quoted, for `shell: true` command strings."""
+SHELL_ENV = _environment(output=_shell_placeholder)
+"""For `shell: true` scripts: values become shell variables (maestro_common/shell_script.py)."""
 
 
 def expression_source(text: str) -> str:
@@ -200,7 +215,15 @@ def render_string(source: str, context: Mapping[str, Any], *, shell_quoted: bool
     match = _EXPRESSION_ONLY.match(source)
     if match and not shell_quoted and "{{" not in match.group(1) and "}}" not in match.group(1):
         return evaluate(match.group(1), context)
-    return _compiled_template(source, shell_quoted).render(context)
+    if not shell_quoted:
+        return _compiled_template(source, shell_quoted).render(context)
+    nonce, values = secrets.token_hex(6), list[str]()
+    token = _SHELL_VALUES.set((nonce, values))
+    try:
+        script = _compiled_template(source, shell_quoted).render(context)
+    finally:
+        _SHELL_VALUES.reset(token)
+    return shell_script.bind(script, nonce, values)
 
 
 @bounded

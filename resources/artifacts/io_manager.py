@@ -230,10 +230,12 @@ class ContentAddressedIOManager(dg.IOManager):
         asset_key: str | None,
         path: Path,
         media_type: str | None = None,
+        shown_path: str | None = None,
     ) -> dict[str, Any]:
         """Stream a file a step wrote into the store (raw bytes, never whole in memory), point
         `outputs/<name>` at it and materialise its asset (when it has one); the pointer info
-        templates see. `media_type` defaults to a guess from the file name."""
+        templates see. `media_type` defaults to a guess from the file name; `shown_path` is
+        the path as events and the output show it (secrets in it redacted by the caller)."""
         run_tags, op_tags = context.run.tags, context.op_def.tags
         step_key = context.get_step_execution_context().step.key
         media_type = media_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -242,7 +244,8 @@ class ContentAddressedIOManager(dg.IOManager):
             stored, run_tags, op_tags, context.job_name, context.run_id, step_key, f"outputs/{name}"
         )
         step_id = op_tags.get("maestro/step_id", step_key)
-        metadata = {**stored.metadata(), "media_type": media_type, "path": str(path)}
+        shown = str(path) if shown_path is None else shown_path
+        metadata = {**stored.metadata(), "media_type": media_type, "path": shown}
         if asset_key is not None:
             context.log_event(
                 dg.AssetMaterialization(
@@ -257,7 +260,7 @@ class ContentAddressedIOManager(dg.IOManager):
             "uri": stored.uri,
             "media_type": media_type,
             "serializer": stored.serializer,
-            "path": str(path),
+            "path": shown,
         }
 
     # ------------------------------------------------------------ input

@@ -1,14 +1,34 @@
-"""`http.request` (alias `api.request`): one HTTP call with httpx, checked against the codes."""
+"""`http.request` (alias `api.request`): one HTTP call with httpx, checked against the codes.
+
+SSRF: the URL, every redirect target and every connection are checked against the scraper's
+address policy (resources/scraper/ssrf.py): loopback, private, link-local, metadata and other
+non-public addresses are refused unless the tenant's `ssrf_allow` (policy data) lists them.
+The connection itself resolves the name once, checks every address and connects to the
+checked one, so a DNS answer that changes between the check and the connect (rebinding)
+does not get through."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import socket
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from maestro_common.durations import parse_duration
 from maestro_common.values import TextMap, is_template
-from resources.plugins.base import Plugin, PluginParams, StepContext, StepError, StepTimeoutError
+from resources.plugins.base import (
+    Plugin,
+    PluginParams,
+    PolicyDeniedError,
+    StepContext,
+    StepError,
+    StepTimeoutError,
+)
+from resources.plugins.web_scraper import POLICY_KEY, tenant_ssrf_allow
+from resources.scraper.ssrf import AddressPolicy
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class HttpParams(PluginParams):
@@ -38,6 +58,52 @@ class HttpParams(PluginParams):
         return data
 
 
+class SsrfRefusedError(PolicyDeniedError):
+    """A request to an address the tenant may not reach: a policy refusal, never retried."""
+
+    def __init__(self, problem: str):
+        super().__init__(f"SSRF guard refused {problem}", kind="ssrf_blocked")
+
+
+def _guarded_transport(policy: AddressPolicy) -> httpx.HTTPTransport:
+    """An httpx transport whose connections go only to addresses `policy` allows."""
+    import httpcore
+    import httpx
+
+    class GuardedBackend(httpcore.SyncBackend):
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Any = None,
+        ) -> httpcore.NetworkStream:
+            try:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except OSError as exc:
+                raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+            for address in addresses:  # one refused answer among allowed ones is a refusal
+                problem = policy.check_resolved(host, address)
+                if problem:
+                    raise SsrfRefusedError(problem)
+            return super().connect_tcp(addresses[0], port, timeout, local_address, socket_options)
+
+    transport = httpx.HTTPTransport()
+    pool = transport._pool  # httpcore.ConnectionPool; httpx has no public hook for this
+    assert hasattr(pool, "_network_backend"), "httpcore changed: see resources/plugins/http.py"
+    pool._network_backend = GuardedBackend()
+    return transport
+
+
+def address_policy(ctx: StepContext) -> AddressPolicy:
+    """The tenant's SSRF policy; without a policy resource, public addresses only."""
+    engine = ctx.resources.get(POLICY_KEY)
+    allow = tenant_ssrf_allow(engine, ctx.run.tenant) if engine is not None else []
+    return AddressPolicy(allow=allow)
+
+
 def request(params: HttpParams, ctx: StepContext) -> dict[str, Any]:
     """One call, within what is left of the step's time."""
     import httpx  # here, not at the top: it pulls in rich and pygments, slowing the code location
@@ -45,13 +111,26 @@ def request(params: HttpParams, ctx: StepContext) -> dict[str, Any]:
     remaining = ctx.remaining()
     timeout = min(params.timeout, remaining) if remaining is not None else params.timeout
     ctx.log.info(ctx.redact(f"{params.method} {params.url}"))
+    policy = address_policy(ctx)
+
+    def check(outgoing: httpx.Request) -> None:  # the first request and every redirect
+        problem = policy.check_url(str(outgoing.url))
+        if problem:
+            raise SsrfRefusedError(ctx.redact(problem))
+
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=params.follow_redirects) as client:
+        with httpx.Client(
+            timeout=timeout,
+            follow_redirects=params.follow_redirects,
+            transport=_guarded_transport(policy),
+            event_hooks={"request": [check]},
+            trust_env=False,  # a proxy would resolve and connect where the guard cannot see
+        ) as client:
             response = client.request(
                 params.method,
                 params.url,
                 headers=params.headers,
-                params=params.params,
+                params=params.params or None,  # {} would drop the query the URL has
                 json=params.json_body,
                 data=params.data if isinstance(params.data, dict) else None,
                 content=params.data if isinstance(params.data, str) else None,
@@ -92,6 +171,7 @@ class HttpRequest(Plugin[HttpParams]):
     aliases = ("api.request",)
     description = "Make an HTTP request; output status, headers and JSON or text."
     params_model = HttpParams
+    resource_keys = frozenset({POLICY_KEY})
 
     def run(self, params: HttpParams, ctx: StepContext) -> dict[str, Any]:
         return request(params, ctx)

@@ -1,7 +1,8 @@
 """`shell`: run a command as argv (no shell) unless `shell: true` asks for `/bin/sh -c`.
 
 A command string is split into argv before templates are rendered, so each templated value
-lands inside exactly one argument; with `shell: true`, templated values are shell-quoted.
+lands inside exactly one argument; with `shell: true`, each templated value is held in a shell
+variable and referenced the way the place it lands needs (maestro_common/shell_script.py).
 Output lines stream to Dagster's compute logs as they come: the pumps run in the step's
 context, so under the threads executor they land in this step's own log. The command runs in
 its own process group, stopped as a whole on timeout, cancellation or an interrupt.
@@ -25,6 +26,7 @@ from typing import IO, Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from maestro_common.shell_script import ShellScriptError, check_source
 from maestro_common.values import PrepareError, TextMap, scalar_text
 from resources.liveness import child_group
 from resources.plugins.base import (
@@ -76,30 +78,13 @@ def split_command(command: str) -> list[str]:
     return [_PLACEHOLDER.sub(lambda m: spans[int(m.group(1))], arg) for arg in argv]
 
 
-def check_templates_outside_quotes(command: str) -> None:
-    """For `shell: true`: every `{{ }}` value is shell-quoted, which only holds outside quotes.
-
-    Inside '...' the added quotes cancel out, and inside "..." `$(...)` still expands, so a
-    value could run as code. Such commands are refused at compile time.
-    """
-    quote: str | None = None
-    index = 0
-    while index < len(command):
-        char = command[index]
-        if quote is not None and command.startswith("{{", index):
-            raise PrepareError(
-                "command",
-                "with shell: true, write {{ }} outside quotes: each value is quoted for you",
-            )
-        if quote == "'":
-            quote = None if char == "'" else quote
-        elif char == "\\":
-            index += 1  # the next character is escaped
-        elif quote == '"':
-            quote = None if char == '"' else quote
-        elif char in "'\"":
-            quote = char
-        index += 1
+def check_shell_script(command: str) -> None:
+    """For `shell: true`: refuse `{{ }}` where no value can be placed safely (comments,
+    backticks, `$(( ))`, heredoc delimiters) or a script that cannot be read."""
+    try:
+        check_source(command)
+    except ShellScriptError as exc:
+        raise PrepareError("command", f"with shell: true, {exc}") from exc
 
 
 def prepare_shell(raw: dict[str, Any], workflow_dir: Path | None = None) -> dict[str, Any]:
@@ -111,7 +96,7 @@ def prepare_shell(raw: dict[str, Any], workflow_dir: Path | None = None) -> dict
     if not isinstance(command, str):
         return raw
     if shell:
-        check_templates_outside_quotes(command)
+        check_shell_script(command)
         return raw
     if "{%" in command:
         raise PrepareError(

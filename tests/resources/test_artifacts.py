@@ -592,7 +592,9 @@ def test_a_missing_file_output_fails_the_step_naming_output_and_path(
     instance: dg.DagsterInstance,
     tmp_path: Path,
 ) -> None:
-    workflow = compile_yaml(FILES.format(size=10, cwd=tmp_path).replace("> out/", "> /dev/null #"))
+    workflow = compile_yaml(
+        FILES.format(size=10, cwd=tmp_path).replace("> out/", "> /dev/null; : out/")
+    )
     result = run_with(workflow, artifacts_backend, instance)
     assert step_outcomes(result) == {"make": "STEP_FAILURE"}
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")

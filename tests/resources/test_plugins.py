@@ -34,6 +34,7 @@ from resources.plugins.http import HTTP_REQUEST, HttpParams
 from resources.plugins.python_call import PYTHON, PythonParams, resolve_callable
 from resources.plugins.reserved import RESERVED
 from resources.plugins.shell import SHELL, ShellParams, prepare_shell, split_command
+from resources.policy.engine import PolicyEngineResource
 from tests.support.compiling import compile_file
 from tests.support.http_server import serve_http
 from tests.support.paths import PROJECT_ROOT
@@ -47,11 +48,13 @@ INJECTION = "a b; echo pwned $(echo subshell) 'single' \"double\" `tick` | cat >
 
 
 def context(deadline: float | None = None) -> StepContext:
+    """Tenant `default`, whose policy data allows loopback addresses (`ssrf_allow`)."""
     return StepContext(
         step_id="probe",
         run=RunInfo("run-1", "wf", "default", "dev", ""),
         log=logging.getLogger("maestro.test"),
         deadline=deadline,
+        resources={"policy": PolicyEngineResource()},
     )
 
 

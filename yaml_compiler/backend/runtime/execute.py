@@ -36,7 +36,7 @@ from yaml_compiler.backend.runtime.outputs import (
     file_metadata,
     store_file_outputs,
 )
-from yaml_compiler.backend.runtime.redaction import RedactingLog, Redactor
+from yaml_compiler.backend.runtime.redaction import RedactingLog, Redactor, redact_value
 from yaml_compiler.backend.runtime.scope import (
     StepConfigError,
     condition_holds,
@@ -255,15 +255,22 @@ def execute_step(
             _record_cost(context, runtime, step_context.cost_usd)
         check_json(output, runtime.step.id)
         output, files = store_file_outputs(
-            context, runtime, scope, params, output, step_context.files
+            context, runtime, scope, params, output, step_context.files, redact
         )
+        output, leaked = redact_value(output, redact)
+        if leaked:
+            context.log.warning(
+                f"step {runtime.step.id!r}: its output held a declared secret's value, "
+                "stored as *** (read the secret with secrets.<NAME> where it is needed)"
+            )
+        metadata, _ = redact_value({**step_context.output_metadata, **file_metadata(files)}, redact)
         return StepResult(
             ran=True,
             value=output,
             cost_usd=step_context.cost_usd,
             policy_decision_id=decision_id,
             policy_version=decision.policy_version,
-            metadata={**step_context.output_metadata, **file_metadata(files)},
+            metadata=metadata,
         )
     except dg.Failure:
         raise

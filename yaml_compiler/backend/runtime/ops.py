@@ -14,7 +14,7 @@ import dagster as dg
 
 from resources.sentinels import SENTINEL_KEY, is_skipped, skip_marker
 from yaml_compiler.backend.runtime.execute import StepResult, execute_step, step_failure
-from yaml_compiler.backend.runtime.redaction import Redactor
+from yaml_compiler.backend.runtime.redaction import Redactor, redact_value
 from yaml_compiler.backend.runtime.scope import condition_holds, for_each_items, template_context
 from yaml_compiler.backend.runtime.step import StepRuntime
 
@@ -127,6 +127,12 @@ def fanout_body(runtime: StepRuntime) -> OpBody:
             context.log.info(f"skipping step {runtime.step.id!r}: {reason}")
             yield dg.DynamicOutput(skip_marker(reason), mapping_key="skipped", output_name="items")
             return
+        items, leaked = redact_value(items, redact)
+        if leaked:
+            context.log.warning(
+                f"step {runtime.step.id!r}: its for_each items held a declared secret's value, "
+                "stored as *** (read the secret with secrets.<NAME> in the step instead)"
+            )
         context.log.info(f"step {runtime.step.id!r}: {len(items)} item(s)")
         if not items:
             yield dg.DynamicOutput(EMPTY, mapping_key="empty", output_name="items")

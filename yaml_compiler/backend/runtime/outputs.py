@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,10 +76,12 @@ def store_file_outputs(
     params: Any,
     output: Any,
     plugin_files: Mapping[str, PluginFile] | None = None,
+    redact: Callable[[str], str] = str,
 ) -> tuple[Any, dict[str, dict[str, Any]]]:
     """Stream the files a step declared (`outputs: [{name, path}]`) and the files its plugin
     handed over (`StepContext.add_file`) into the content store. The step's output gains
-    `{name: {sha256, size, uri, media_type, serializer, path}}`; returns it and those entries."""
+    `{name: {sha256, size, uri, media_type, serializer, path}}`; returns it and those entries.
+    Paths are shown (log line, metadata, `path`) through `redact`: a secret may name a file."""
     files = [o for o in runtime.step.outputs if o.path is not None]
     plugin_files = dict(plugin_files or {})
     if not files and not plugin_files:
@@ -128,8 +130,11 @@ def store_file_outputs(
         found.append((name, assets.get(name), handed.path, handed.media_type))
     entries: dict[str, dict[str, Any]] = {}
     for name, asset_key, path, media_type in found:  # every file is there: none half-stored
-        entry = writer.store_file_output(context, name, asset_key, path, media_type)
-        context.log.info(f"stored file output {name!r}: {path} ({entry['size']} bytes)")
+        shown = redact(str(path))
+        entry = writer.store_file_output(
+            context, name, asset_key, path, media_type, shown_path=shown
+        )
+        context.log.info(f"stored file output {name!r}: {shown} ({entry['size']} bytes)")
         if name in plugin_files:
             entry.pop("path", None)  # the plugin's scratch file: gone once the step finishes
         entries[name] = entry

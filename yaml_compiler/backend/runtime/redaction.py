@@ -20,6 +20,11 @@ class Redactor:
             forms |= {line.strip() for line in value.splitlines()}
         self._values = sorted((f for f in forms if len(f) >= 3), key=len, reverse=True)
 
+    @property
+    def active(self) -> bool:
+        """Whether there is any value to hide (no declared secret set: nothing to do)."""
+        return bool(self._values)
+
     def __call__(self, text: str) -> str:
         for value in self._values:
             text = text.replace(value, "***")
@@ -43,3 +48,26 @@ class RedactingLog:
 
     def debug(self, msg: str) -> None:
         self._log.debug(self._redact(msg))
+
+
+def redact_value(value: Any, redact: Redactor) -> tuple[Any, bool]:
+    """`value` (JSON-like) with every string, keys included, redacted; and whether anything
+    changed. Outputs and `for_each` items are stored (artifact store, event metadata) where
+    anyone who reads the tenant's runs reads them, so they pass the same redaction as logs."""
+    if not redact.active:
+        return value, False
+    if isinstance(value, str):
+        clean = redact(value)
+        return clean, clean != value
+    if isinstance(value, Mapping):
+        changed, out = False, {}
+        for key, item in value.items():
+            new_key, key_changed = redact_value(key, redact)
+            new_item, item_changed = redact_value(item, redact)
+            out[new_key] = new_item
+            changed = changed or key_changed or item_changed
+        return out, changed
+    if isinstance(value, (list, tuple)):
+        pairs = [redact_value(item, redact) for item in value]
+        return [p[0] for p in pairs], any(p[1] for p in pairs)
+    return value, False
