@@ -1,0 +1,164 @@
+"""Traces of real runs (`maestro run`'s path, the threads executor) into an in-memory exporter:
+the tree, its names and attributes, retries, errors, concurrency, and no secret anywhere."""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from maestro_cli import runner
+from resources.observability import tracing
+from resources.plugins import default_registry
+from resources.run_tags import TRACEPARENT_TAG
+from tests.support.observed import sqlite_home
+from yaml_compiler import load_plan
+
+CANARY = "canary-8f3a1c-do-not-leak"
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    tracing.configure(exporter, batch=False)
+    try:
+        yield exporter
+    finally:
+        tracing.disable()
+
+
+def run_file(tmp_path: Path, text: str) -> tuple[runner.RunOutcome, dg.DagsterInstance]:
+    """Run a workflow as `maestro run` does (its job's executor, in this process)."""
+    path = tmp_path / "workflow.yaml"
+    path.write_text(textwrap.dedent(text))
+    home = sqlite_home(tmp_path / "home")
+    plan = load_plan(path, default_registry())
+    job = runner.reconstructable_workflow_job(plan, home, None)
+    instance = dg.DagsterInstance.from_config(str(home))
+    return runner.execute(plan, job, instance, io.StringIO()), instance
+
+
+def by_name(spans: list[ReadableSpan]) -> dict[str, list[ReadableSpan]]:
+    found: dict[str, list[ReadableSpan]] = {}
+    for span in spans:
+        found.setdefault(span.name, []).append(span)
+    return found
+
+
+def every_text(spans: list[ReadableSpan]) -> str:
+    """Every attribute, event and status text of every span, as one string."""
+    parts: list[Any] = []
+    for span in spans:
+        parts += [span.name, dict(span.attributes or {}), span.status.description]
+        parts += [(e.name, dict(e.attributes or {})) for e in span.events]
+        parts += [dict(span.resource.attributes)]
+    return json.dumps(parts, default=str)
+
+
+THREE_STEPS = """\
+    name: traced
+    version: 2.1.0
+    tenant: default
+    environment: dev
+    secrets: [TRACE_CANARY]
+    stages:
+      - name: main
+        steps:
+          - id: first
+            run: echo
+            with: {greeting: hello}
+          - id: flaky
+            run: shell
+            retry: {max_attempts: 2, backoff: 100ms}
+            with:
+              command:
+                - sh
+                - -c
+                - >-
+                  test -f MARKER ||
+                  { touch MARKER; echo "token {{ secrets.TRACE_CANARY }}" >&2; exit 3; };
+                  echo ok
+          - id: last
+            run: echo
+            with: {previous: "{{ steps.flaky.output }}"}
+"""
+
+
+def test_a_run_is_one_trace_with_a_root_step_attempts_and_io_spans(
+    tmp_path: Path, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACE_CANARY", CANARY)
+    outcome, instance = run_file(tmp_path, THREE_STEPS.replace("MARKER", str(tmp_path / "m")))
+    assert outcome.success, outcome
+    finished = list(spans.get_finished_spans())
+    named = by_name(finished)
+
+    (root,) = named["workflow traced"]
+    assert root.parent is None
+    run_id = outcome.run_id
+    assert f"{root.context.trace_id:032x}" == run_id.replace("-", "")  # run id = trace id
+    assert root.attributes is not None
+    assert root.attributes["maestro.run_id"] == run_id
+    assert root.attributes["maestro.workflow.name"] == "traced"
+    assert root.attributes["maestro.workflow.version"] == "2.1.0"
+    assert root.attributes["maestro.tenant"] == "default"
+    assert root.attributes["maestro.environment"] == "dev"
+    assert root.attributes["maestro.run.status"] == "SUCCESS"
+    assert "maestro.cost_usd" in root.attributes
+    run = instance.get_run_by_id(run_id)
+    assert run is not None
+    assert run.tags[TRACEPARENT_TAG] == tracing.traceparent_for_run(run_id)
+    assert run.tags[TRACEPARENT_TAG].split("-")[2] == f"{root.context.span_id:016x}"
+
+    assert {s.context.trace_id for s in finished} == {root.context.trace_id}  # one trace
+    steps = {n: s for n, s in named.items() if n.startswith("step ")}
+    assert sorted(steps) == ["step first", "step flaky", "step last"]
+    for group in steps.values():
+        for span in group:
+            assert span.parent is not None and span.parent.span_id == root.context.span_id
+    failed, retried = sorted(steps["step flaky"], key=lambda s: s.start_time or 0)
+    assert failed.attributes is not None and retried.attributes is not None
+    assert failed.attributes["maestro.step.attempt"] == 1
+    assert failed.attributes["maestro.step.status"] == "failed"
+    assert failed.attributes["maestro.step.plugin"] == "shell"
+    assert failed.status.status_code is StatusCode.ERROR
+    assert any(e.name == "exception" for e in failed.events)
+    assert retried.attributes["maestro.step.attempt"] == 2
+    assert retried.attributes["maestro.step.status"] == "succeeded"
+    assert retried.status.status_code is not StatusCode.ERROR
+    assert float(retried.attributes["maestro.step.duration_ms"]) > 0  # type: ignore[arg-type]
+    assert [link.context.span_id for link in retried.links] == [failed.context.span_id]
+
+    (first,) = steps["step first"]
+    stores = [
+        s for s in named["store result"] if s.parent and s.parent.span_id == first.context.span_id
+    ]
+    assert len(stores) == 1 and stores[0].attributes is not None
+    digest = stores[0].attributes["maestro.artifact.sha256"]
+    assert len(str(digest)) == 64 and int(stores[0].attributes["maestro.artifact.size"]) > 0  # type: ignore[arg-type]
+    assert first.attributes is not None and first.attributes["maestro.step.result.sha256"] == digest
+    (last,) = steps["step last"]
+    loads = [s for s in named.get("load from_flaky", []) if s.parent]
+    assert loads and loads[0].parent is not None
+    assert loads[0].parent.span_id == last.context.span_id
+    assert (
+        loads[0].attributes is not None
+        and len(str(loads[0].attributes["maestro.artifact.sha256"])) == 64
+    )
+
+    # the step's own log lines carry its trace and span ids
+    messages = [e.user_message for e in instance.all_logs(run_id) if e.dagster_event is None]
+    span_hex = f"{failed.context.span_id:016x}"
+    assert any(f"trace_id={run_id.replace('-', '')} span_id=" in m for m in messages), messages
+
+    assert CANARY not in every_text(finished)
+    del span_hex
