@@ -389,6 +389,32 @@ def child_span(
         span.end()
 
 
+def past_span(
+    name: str,
+    started_ns: int,
+    attributes: Mapping[str, Any],
+    *,
+    kind: SpanKind = SpanKind.CLIENT,
+    error: BaseException | None = None,
+    error_type: str | None = None,
+    redact: Any = None,
+) -> None:
+    """A span under the current one for a call that already happened (from `started_ns` to
+    now): plugin calls record theirs once they know the answer's model and token counts."""
+    tracer = _tracer()
+    if tracer is None:
+        return
+    span = tracer.start_span(
+        name, kind=kind, attributes=_clean(attributes, redact), start_time=started_ns
+    )
+    if error is not None and error_type is None:
+        error_type = type(error).__name__
+    if error_type is not None:
+        span.set_attribute(ERROR_TYPE, error_type)
+        span.set_status(Status(StatusCode.ERROR, error_type))
+    span.end()
+
+
 def set_attributes(span: Span | None, attributes: Mapping[str, Any], redact: Any = None) -> None:
     if span is not None:
         span.set_attributes(_clean(attributes, redact))

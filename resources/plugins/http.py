@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, model_validator
 
 from maestro_common.durations import parse_duration
 from maestro_common.values import TextMap, is_template
+from resources.observability import tracing
 from resources.plugins.base import Plugin, PluginParams, StepContext, StepError, StepTimeoutError
 
 
@@ -38,6 +41,30 @@ class HttpParams(PluginParams):
         return data
 
 
+def _trace_call(
+    params: HttpParams,
+    started_ns: int,
+    status: int | None,
+    error: BaseException | None,
+    ctx: StepContext,
+) -> None:
+    """The call's HTTP client span (`GET`, ...): the URL without credentials or query."""
+    if not tracing.enabled():
+        return
+    attributes = {
+        tracing.HTTP_METHOD: params.method,
+        tracing.URL_FULL: tracing.safe_url(params.url),
+        tracing.SERVER_ADDRESS: urlsplit(params.url).hostname,
+        tracing.HTTP_STATUS: status,
+    }
+    error_type = type(error).__name__ if error is not None else None
+    if status is not None and status >= 400:
+        error_type = str(status)
+    tracing.past_span(
+        params.method, started_ns, attributes, error_type=error_type, redact=ctx.redact
+    )
+
+
 def request(params: HttpParams, ctx: StepContext) -> dict[str, Any]:
     """One call, within what is left of the step's time."""
     import httpx  # here, not at the top: it pulls in rich and pygments, slowing the code location
@@ -45,6 +72,7 @@ def request(params: HttpParams, ctx: StepContext) -> dict[str, Any]:
     remaining = ctx.remaining()
     timeout = min(params.timeout, remaining) if remaining is not None else params.timeout
     ctx.log.info(ctx.redact(f"{params.method} {params.url}"))
+    called = time.time_ns()
     try:
         with httpx.Client(timeout=timeout, follow_redirects=params.follow_redirects) as client:
             response = client.request(
@@ -57,11 +85,14 @@ def request(params: HttpParams, ctx: StepContext) -> dict[str, Any]:
                 content=params.data if isinstance(params.data, str) else None,
             )
     except httpx.TimeoutException as exc:
+        _trace_call(params, called, None, exc, ctx)
         raise StepTimeoutError(f"HTTP {params.method} {params.url} timed out") from exc
     except httpx.HTTPError as exc:
+        _trace_call(params, called, None, exc, ctx)
         raise StepError(
             f"HTTP {params.method} {params.url} failed: {exc}", kind="connection"
         ) from exc
+    _trace_call(params, called, response.status_code, None, ctx)
     ok = (
         response.status_code in params.expected_status
         if params.expected_status

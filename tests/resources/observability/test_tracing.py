@@ -3,6 +3,7 @@ the tree, its names and attributes, retries, errors, concurrency, and no secret 
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
 import textwrap
@@ -14,12 +15,16 @@ import dagster as dg
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 from maestro_cli import runner
+from resources.litellm_resource import LiteLLMResource
 from resources.observability import tracing
 from resources.plugins import default_registry
 from resources.run_tags import TRACEPARENT_TAG
+from tests.support.compiling import compile_file
+from tests.support.http_server import serve_http
+from tests.support.llm_servers import OpenAIServer, deployment
 from tests.support.observed import sqlite_home
 from yaml_compiler import load_plan
 
@@ -162,3 +167,89 @@ def test_a_run_is_one_trace_with_a_root_step_attempts_and_io_spans(
 
     assert CANARY not in every_text(finished)
     del span_hex
+
+
+class _Ok(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_llm_http_and_policy_spans_follow_the_conventions_and_hold_no_secret_or_prompt(
+    tmp_path: Path, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACE_CANARY", CANARY)
+    res = LiteLLMResource(
+        model_list=[deployment("gpt", server := OpenAIServer("a").start())],
+        num_retries=0,
+        cache_dir=str(tmp_path / "llm-cache"),
+    )
+    try:
+        with serve_http(_Ok) as base:
+            text = f"""\
+                name: traced-calls
+                version: 1.0.0
+                secrets: [TRACE_CANARY]
+                stages:
+                  - name: main
+                    steps:
+                      - id: ask
+                        run: litellm.generate
+                        with:
+                          model: gpt
+                          prompt: "private prompt words {{{{ secrets.TRACE_CANARY }}}}"
+                      - id: fetch
+                        run: http.request
+                        with:
+                          url: "{base}/data?token={{{{ secrets.TRACE_CANARY }}}}"
+            """
+            path = tmp_path / "calls.yaml"
+            path.write_text(textwrap.dedent(text))
+            with dg.instance_for_test() as instance:
+                result = compile_file(path).job.execute_in_process(
+                    instance=instance, resources={"litellm": res}, raise_on_error=False
+                )
+    finally:
+        server.stop()
+    assert result.success
+    finished = list(spans.get_finished_spans())
+    named = by_name(finished)
+    (ask,) = named["step ask"]
+    (chat,) = named["chat gpt"]
+    assert chat.parent is not None and chat.parent.span_id == ask.context.span_id
+    assert chat.kind is SpanKind.CLIENT
+    attributes = dict(chat.attributes or {})
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.provider.name"] == "openai"
+    assert attributes["gen_ai.request.model"] == "gpt"
+    assert attributes["gen_ai.response.model"]
+    assert int(attributes["gen_ai.usage.input_tokens"]) > 0  # type: ignore[arg-type]
+    assert int(attributes["gen_ai.usage.output_tokens"]) > 0  # type: ignore[arg-type]
+    assert "gen_ai.prompt" not in attributes  # no log_content: true
+
+    (fetch,) = named["step fetch"]
+    (get,) = named["GET"]
+    assert get.parent is not None and get.parent.span_id == fetch.context.span_id
+    http_attributes = dict(get.attributes or {})
+    assert http_attributes["http.request.method"] == "GET"
+    assert http_attributes["http.response.status_code"] == 200
+    assert http_attributes["url.full"] == f"{base}/data"  # no query: it may carry secrets
+
+    policies = [s for s in named["policy maestro.step"] if s.parent]
+    assert {s.parent.span_id for s in policies if s.parent} == {
+        ask.context.span_id,
+        fetch.context.span_id,
+    }
+    assert {dict(s.attributes or {})["maestro.policy.decision"] for s in policies} == {"allow"}
+    assert named["policy maestro.workflow"]
+
+    everything = every_text(finished)
+    assert CANARY not in everything
+    assert "private prompt words" not in everything
