@@ -22,10 +22,12 @@ from resources.litellm_resource import LiteLLMResource
 from resources.observability import tracing
 from resources.plugins import default_registry
 from resources.run_tags import TRACEPARENT_TAG
+from tests.support.cli import run_maestro
 from tests.support.compiling import compile_file
 from tests.support.http_server import serve_http
 from tests.support.llm_servers import OpenAIServer, deployment
 from tests.support.observed import sqlite_home
+from tests.support.otlp_receiver import otlp_receiver
 from yaml_compiler import load_plan
 
 CANARY = "canary-8f3a1c-do-not-leak"
@@ -253,3 +255,86 @@ def test_llm_http_and_policy_spans_follow_the_conventions_and_hold_no_secret_or_
     everything = every_text(finished)
     assert CANARY not in everything
     assert "private prompt words" not in everything
+
+
+def test_concurrent_steps_in_threads_each_parent_their_own_spans(
+    tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
+    steps = "\n".join(
+        f"""\
+          - id: p{i}
+            run: shell
+            with: {{command: "sleep 0.4"}}"""
+        for i in range(4)
+    )
+    text = f"""\
+name: traced-parallel
+version: 1.0.0
+stages:
+  - name: fan
+    parallel:
+{textwrap.indent(textwrap.dedent(steps), "      ")}
+"""
+    outcome, _ = run_file(tmp_path, text)
+    assert outcome.success
+    finished = list(spans.get_finished_spans())
+    named = by_name(finished)
+    step_spans = {
+        s.context.span_id: s for n, group in named.items() if n.startswith("step ") for s in group
+    }
+    assert len(step_spans) == 4
+    ordered = sorted(step_spans.values(), key=lambda s: s.start_time or 0)
+    assert (ordered[-1].start_time or 0) < (ordered[0].end_time or 0)  # they ran at once
+    for kind in ("policy maestro.step", "store result"):
+        parents = [s.parent.span_id for s in named[kind] if s.parent]
+        assert sorted(parents) == sorted(step_spans), kind  # one each, under its own step
+
+
+MULTIPROCESS = """\
+    name: traced-processes
+    version: 1.0.0
+    executor: multiprocess
+    stages:
+      - name: fan
+        parallel:
+          - id: left
+            run: echo
+            with: {side: left}
+          - id: right
+            run: echo
+            with: {side: right}
+"""
+
+
+def test_steps_in_other_processes_join_the_runs_trace(tmp_path: Path) -> None:
+    (tmp_path / "workflow.yaml").write_text(textwrap.dedent(MULTIPROCESS))
+    home = sqlite_home(tmp_path / "home")
+    with otlp_receiver() as (endpoint, received):
+        done = run_maestro(
+            "run",
+            "workflow.yaml",
+            cwd=tmp_path,
+            home=home,
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_SERVICE_NAME": "maestro-test",
+            },
+            timeout=240,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            (run,) = instance.get_runs()
+        got = list(received.spans)
+    (root,) = [s for s in got if s.name == "workflow traced-processes"]
+    assert root.parent_span_id == "" and root.trace_id == run.run_id.replace("-", "")
+    assert run.tags[TRACEPARENT_TAG] == f"00-{root.trace_id}-{root.span_id}-01"
+    steps = [s for s in got if s.name.startswith("step ")]
+    assert sorted(s.name for s in steps) == ["step left", "step right"]
+    pids = {s.resource["process.pid"] for s in steps}
+    assert len(pids) == 2 and root.resource["process.pid"] not in pids  # a process per step
+    for span in steps:
+        assert span.trace_id == root.trace_id and span.parent_span_id == root.span_id
+        assert span.resource["service.name"] == "maestro-test"
+    stores = [s for s in got if s.name == "store result"]
+    assert {s.parent_span_id for s in stores} == {s.span_id for s in steps}
