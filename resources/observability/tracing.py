@@ -131,19 +131,39 @@ def configure(
             if not tracing_wanted(environ):
                 return False
             exporter = _otlp_exporter(environ)
-        from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-
-        defaults = {} if environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: DEFAULT_SERVICE}
-        resource = Resource.create({**defaults, "process.pid": os.getpid()})
-        provider = TracerProvider(resource=resource, id_generator=_derived_id_generator())
-        provider.add_span_processor(
-            BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
-        )
-        _state.provider = provider
-        _state.tracer = provider.get_tracer(SCOPE)
+        _install_locked(build_provider(exporter, batch=batch, environ=environ))
         return True
+
+
+def build_provider(
+    exporter: SpanExporter, *, batch: bool = True, environ: Mapping[str, str] = os.environ
+) -> TracerProvider:
+    """A tracer provider over `exporter` (batched), with Maestro's derived span ids."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    defaults = {} if environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: DEFAULT_SERVICE}
+    resource = Resource.create({**defaults, "process.pid": os.getpid()})
+    provider = TracerProvider(resource=resource, id_generator=_derived_id_generator())
+    provider.add_span_processor(
+        BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+    )
+    return provider
+
+
+def install(provider: TracerProvider | None) -> None:
+    """Use `provider` (None: tracing off) without shutting the current one down: benchmarks
+    switch between providers built once."""
+    with _lock:
+        _state.configured = True
+        _ended_runs.clear()
+        _install_locked(provider)
+
+
+def _install_locked(provider: TracerProvider | None) -> None:
+    _state.provider = provider
+    _state.tracer = provider.get_tracer(SCOPE) if provider is not None else None
 
 
 def disable() -> None:
