@@ -159,26 +159,24 @@ class ThreadsExecutor(dg.Executor):
         )
         self._orchestration = plan_context  # isolated steps need its reconstructable job
         started = time.monotonic()
-        with tracing.run_span_on_exit(
-            plan_context.instance, plan_context.dagster_run, _job_metadata(plan_context)
-        ) as outcome:
-            for event in ExecuteRunWithPlanIterable(
+        run_events = ExecuteRunWithPlanIterable(
+            execution_plan=plan_context.execution_plan,
+            iterator=self._run_plan,
+            execution_context_manager=PlanExecutionContextManager(
+                job=plan_context.job,
+                retry_mode=plan_context.retry_mode,
                 execution_plan=plan_context.execution_plan,
-                iterator=self._run_plan,
-                execution_context_manager=PlanExecutionContextManager(
-                    job=plan_context.job,
-                    retry_mode=plan_context.retry_mode,
-                    execution_plan=plan_context.execution_plan,
-                    run_config=plan_context.run_config,
-                    dagster_run=plan_context.dagster_run,
-                    instance=plan_context.instance,
-                    raise_on_error=plan_context.raise_on_error,
-                    output_capture=plan_context.output_capture,
-                    step_dependency_config=self._step_dependency_config,
-                ),
-            ):
-                outcome.see(event)
-                yield event
+                run_config=plan_context.run_config,
+                dagster_run=plan_context.dagster_run,
+                instance=plan_context.instance,
+                raise_on_error=plan_context.raise_on_error,
+                output_capture=plan_context.output_capture,
+                step_dependency_config=self._step_dependency_config,
+            ),
+        )
+        yield from tracing.traced_run(  # the run's root span, recorded when its steps are done
+            plan_context.instance, plan_context.dagster_run, _job_metadata(plan_context), run_events
+        )
         yield dg.DagsterEvent.engine_event(
             plan_context,
             f"The threads executor finished its steps in {time.monotonic() - started:.2f}s "

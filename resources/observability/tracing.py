@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
@@ -352,6 +352,8 @@ def step_span(
             span, end_on_exit=False, record_exception=False, set_status_on_exception=False
         ):
             yield span
+    except GeneratorExit:  # the op's generator closed early: not a failure of the step
+        raise
     except BaseException as exc:
         _fail(span, exc)
         raise
@@ -558,6 +560,16 @@ def run_span_on_exit(instance: Any, dagster_run: Any, job_metadata: Mapping[str,
         raise
     finally:
         end_run(instance, run_id, traceparent, status, job_metadata, started)
+
+
+def traced_run(
+    instance: Any, dagster_run: Any, job_metadata: Mapping[str, Any], events: Iterable[Any]
+) -> Iterator[Any]:
+    """An executor's events, passed through inside `run_span_on_exit`."""
+    with run_span_on_exit(instance, dagster_run, job_metadata) as outcome:
+        for event in events:
+            outcome.see(event)
+            yield event
 
 
 def end_run(
