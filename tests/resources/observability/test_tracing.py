@@ -338,3 +338,31 @@ def test_steps_in_other_processes_join_the_runs_trace(tmp_path: Path) -> None:
         assert span.resource["service.name"] == "maestro-test"
     stores = [s for s in got if s.name == "store result"]
     assert {s.parent_span_id for s in stores} == {s.span_id for s in steps}
+
+
+def test_a_crawl_is_a_client_span_of_its_step_with_the_url_stripped(
+    tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
+    from tests.resources.scraper.test_web_scraper_step import run_workflow as run_crawl_workflow
+    from tests.support.scrape_site import ScrapeSite
+
+    with ScrapeSite() as site, dg.instance_for_test() as instance:
+        url = site.url("/page/2")
+        text = f"""
+            name: traced-crawl
+            tenant: crawler
+            steps:
+              - id: crawl
+                run: web_scraper
+                with: {{url: "{url}#session={CANARY}"}}
+        """
+        result = run_crawl_workflow(text, instance, tmp_path)
+    assert result.success
+    named = by_name(list(spans.get_finished_spans()))
+    (step,) = named["step crawl"]
+    (crawl,) = named["crawl 127.0.0.1"]
+    assert crawl.parent is not None and crawl.parent.span_id == step.context.span_id
+    assert crawl.kind is SpanKind.CLIENT
+    attributes = dict(crawl.attributes or {})
+    assert attributes["url.full"] == url and attributes["maestro.scrape.pages"] == 1
+    assert CANARY not in every_text(list(spans.get_finished_spans()))
