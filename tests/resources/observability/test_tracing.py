@@ -366,3 +366,21 @@ def test_a_crawl_is_a_client_span_of_its_step_with_the_url_stripped(
     attributes = dict(crawl.attributes or {})
     assert attributes["url.full"] == url and attributes["maestro.scrape.pages"] == 1
     assert CANARY not in every_text(list(spans.get_finished_spans()))
+
+
+def test_prompt_text_is_recorded_only_with_log_content(
+    tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
+    from resources.plugins.litellm_generate import LITELLM_GENERATE, LiteLLMParams
+    from tests.resources.test_litellm_plugin import resource, step_context
+
+    with OpenAIServer("a") as server:
+        res = resource(tmp_path, deployment("gpt", server))
+        assert LITELLM_GENERATE.run is not None
+        LITELLM_GENERATE.run(LiteLLMParams(model="gpt", prompt="quiet words"), step_context(res))
+        LITELLM_GENERATE.run(
+            LiteLLMParams(model="gpt", prompt="loud words", log_content=True), step_context(res)
+        )
+    quiet, loud = spans.get_finished_spans()
+    assert "quiet words" not in every_text([quiet])
+    assert "loud words" in str(dict(loud.attributes or {})["gen_ai.prompt"])
