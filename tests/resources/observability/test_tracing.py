@@ -384,3 +384,23 @@ def test_prompt_text_is_recorded_only_with_log_content(
     quiet, loud = spans.get_finished_spans()
     assert "quiet words" not in every_text([quiet])
     assert "loud words" in str(dict(loud.attributes or {})["gen_ai.prompt"])
+
+
+def test_ollama_calls_are_gen_ai_spans(spans: InMemorySpanExporter) -> None:
+    from resources.ollama_resource import OllamaResource
+    from tests.resources.test_ollama_plugin import GIB, call
+    from tests.support.llm_servers import OllamaModel, OllamaServer
+
+    with OllamaServer([OllamaModel("small:3b", 2 * GIB)]) as server:
+        resource = OllamaResource(host=server.url, gpu_memory_mb=8 * 1024)
+        call(resource, model="small:3b", prompt="hidden words")
+        call(resource, chat=True, model="small:3b", prompt="hidden words")
+    generate, chat = spans.get_finished_spans()
+    assert (generate.name, chat.name) == ("text_completion small:3b", "chat small:3b")
+    for span in (generate, chat):
+        attributes = dict(span.attributes or {})
+        assert attributes["gen_ai.provider.name"] == "ollama"
+        assert attributes["gen_ai.request.model"] == attributes["gen_ai.response.model"]
+        assert int(attributes["gen_ai.usage.output_tokens"]) > 0  # type: ignore[arg-type]
+        assert attributes["maestro.ollama.placement"] == "gpu"
+    assert "hidden words" not in every_text([generate, chat])
