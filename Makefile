@@ -46,4 +46,5 @@ bench: install
 	$(PY) bench/policy.py
 	$(PY) bench/scrape.py
 	$(PY) bench/metrics.py
+	$(PY) bench/tracing.py
 	$(PY) bench/queue.py

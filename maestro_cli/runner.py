@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,9 @@ from maestro_cli.progress import RunProgress
 from resources.dagster_private import execute_run, is_valid_cron_string
 from resources.defaults import default_resources
 from resources.liveness import run_heartbeat
+from resources.observability import tracing
 from resources.plugins import default_registry
-from resources.run_tags import COST_TAG
+from resources.run_tags import COST_TAG, TRACEPARENT_TAG
 from yaml_compiler import load_plan
 from yaml_compiler.backend import build_job
 from yaml_compiler.plan import WorkflowPlan
@@ -117,13 +119,15 @@ def execute(
             errors.append(exc)
 
     job_def = job.get_definition()
+    run_id = str(uuid.uuid4())  # chosen here so its traceparent goes in at creation
+    trace_tags = {TRACEPARENT_TAG: tracing.traceparent_for_run(run_id)} if tracing.enabled() else {}
     dagster_run = instance.create_run_for_job(
         job_def=job_def,
+        run_id=run_id,
         run_config=run_config_for(plan),
-        tags={**job_def.run_tags, **(tags or {})},
+        tags={**job_def.run_tags, **trace_tags, **(tags or {})},
         job_code_origin=job.get_python_origin(),
     )
-    run_id = dagster_run.run_id
     instance.add_event_listener(run_id, on_event)
     started = time.monotonic()
     with run_heartbeat(instance, dagster_run):  # a killed process's run is marked failed
@@ -131,6 +135,14 @@ def execute(
     if errors:
         raise errors[0]
     run = instance.get_run_by_id(run_id)
+    # The run's root span, unless its executor (threads, in this process) recorded it.
+    tracing.end_run(
+        instance,
+        run_id,
+        dagster_run.tags.get(TRACEPARENT_TAG),
+        run.status.value if run is not None else "FAILURE",
+        job_def.metadata,
+    )
     return RunOutcome(
         run_id=run_id,
         status=run.status.value if run is not None else "UNKNOWN",

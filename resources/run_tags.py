@@ -11,4 +11,7 @@ REQUEST_TAG = "maestro/request_id"
 """Set by the policy gate on the run it launches for a `maestro submit` request."""
 COST_TAG = "maestro/cost_usd"
 """The run's spend so far (the cost ledger's total): the UI's cost column."""
+TRACEPARENT_TAG = "maestro/traceparent"
+"""The W3C traceparent of the run's root span (docs/observability.md): steps in any process
+parent their spans to it. Set when tracing is on; a run without it derives the same context."""
 DEFAULT_TENANT = "default"

@@ -33,7 +33,8 @@ from resources.artifacts.store import (
     TenantAccessError,
     pointer_key,
 )
-from resources.run_tags import DEFAULT_TENANT, TENANT_TAG, WORKFLOW_TAG
+from resources.observability import tracing
+from resources.run_tags import DEFAULT_TENANT, TENANT_TAG, TRACEPARENT_TAG, WORKFLOW_TAG
 from resources.sentinels import SENTINEL_KEY, is_skipped
 
 ENV_LOCATION = "MAESTRO_ARTIFACTS"
@@ -134,6 +135,28 @@ def _tenant_of_run(context: dg.InputContext, upstream: dg.OutputContext) -> str:
     return _tenant(run.tags)
 
 
+def _span_attributes(stored: StoredContent) -> dict[str, Any]:
+    return {
+        "maestro.artifact.sha256": stored.sha256,
+        "maestro.artifact.size": stored.size,
+        "maestro.artifact.dedup": stored.dedup,
+    }
+
+
+def _step_span(context: dg.InputContext) -> Any:
+    """The loading step attempt's span (its id is derived: inputs load before it starts)."""
+    try:
+        step = context.step_context
+        return tracing.step_parent_context(
+            step.run_id,
+            step.step.key,
+            step.previous_attempt_count,
+            step.dagster_run.tags.get(TRACEPARENT_TAG),
+        )
+    except Exception:  # build_input_context: no run
+        return None
+
+
 class ContentAddressedIOManager(dg.IOManager):
     """One per run process: remembers the hashes a step loaded, for its pointers' provenance."""
 
@@ -181,7 +204,9 @@ class ContentAddressedIOManager(dg.IOManager):
         self, context: dg.OutputContext, value: Any, output: str, skipped: str | None = None
     ) -> StoredContent:
         run_tags = _run_tags(context)
-        stored = self.store.store_value(_tenant(run_tags), value)
+        with tracing.child_span(f"store {output}", {"maestro.artifact.output": output}) as span:
+            stored = self.store.store_value(_tenant(run_tags), value)
+            tracing.set_attributes(span, _span_attributes(stored))
         self._write_pointer(
             stored,
             run_tags,
@@ -205,6 +230,7 @@ class ContentAddressedIOManager(dg.IOManager):
             context, obj, self._output_name(context.name, context.mapping_key), skipped
         )
         context.add_output_metadata(stored.metadata())
+        tracing.annotate_current({f"maestro.step.{context.name}.sha256": stored.sha256})
         if skipped is not None:
             return
         declared = _meta_value(context.definition_metadata.get(DECLARED_OUTPUTS)) or []
@@ -273,6 +299,16 @@ class ContentAddressedIOManager(dg.IOManager):
         return owner
 
     def load_input(self, context: dg.InputContext) -> Any:
+        if not tracing.enabled():
+            return self._load_input(context, None)
+        with tracing.child_span(
+            f"load {context.name}",
+            {"maestro.artifact.input": context.name},
+            parent=_step_span(context),
+        ) as span:
+            return self._load_input(context, span)
+
+    def _load_input(self, context: dg.InputContext, span: Any) -> Any:
         upstream = context.upstream_output
         if upstream is None:
             raise dg.DagsterInvariantViolationError(
@@ -296,6 +332,9 @@ class ContentAddressedIOManager(dg.IOManager):
         if upstream.mapping_key or "[" in upstream.step_key:
             label = f"{context.name}/{upstream.step_key}/{output}"
         self._loaded.setdefault(consumer, {})[label] = pointer.sha256
+        tracing.set_attributes(
+            span, {"maestro.artifact.sha256": pointer.sha256, "maestro.artifact.size": pointer.size}
+        )
         gate = _meta_value(context.definition_metadata.get(INPUT_KIND)) == "gate"
         if gate and pointer.skipped is None:
             return dict(NOT_LOADED)  # the pointer says it ran: no need to read the value

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import functools
 import itertools
 import multiprocessing
@@ -58,6 +59,7 @@ from resources.executor.logs import run_capture_event, std_streams_routed_by_ste
 from resources.executor.running import RunningStep, running
 from resources.executor.workers import WorkerPool, raise_in_thread
 from resources.liveness import run_heartbeat
+from resources.observability import tracing
 
 ISOLATION_TAG = "maestro/isolation"
 """Op tag: `process` runs that op in a process of its own (CPU-bound work, native crashes)."""
@@ -159,7 +161,12 @@ class ThreadsExecutor(dg.Executor):
         self._orchestration = plan_context  # isolated steps need its reconstructable job
         started = time.monotonic()
         with run_heartbeat(plan_context.instance, plan_context.dagster_run):  # liveness.py
-            yield from self._execute_plan(plan_context)
+            yield from tracing.traced_run(  # the run's root span, recorded when its steps are done
+                plan_context.instance,
+                plan_context.dagster_run,
+                _job_metadata(plan_context),
+                self._execute_plan(plan_context),
+            )
         yield dg.DagsterEvent.engine_event(
             plan_context,
             f"The threads executor finished its steps in {time.monotonic() - started:.2f}s "
@@ -297,9 +304,9 @@ class ThreadsExecutor(dg.Executor):
             attempts[attempt.token] = attempt
             latest[step.key] = attempt.token
             known_state = active.get_known_state()
-            workers.submit(
-                functools.partial(self._run_attempt, job_context, attempt, known_state, events)
-            )
+            work = functools.partial(self._run_attempt, job_context, attempt, known_state, events)
+            # The run's context (its trace's current span, ...) goes with the step to its thread.
+            workers.submit(functools.partial(contextvars.copy_context().run, work))
         return len(steps)
 
     @staticmethod
@@ -492,6 +499,16 @@ class ThreadsExecutor(dg.Executor):
         if not terminal and errors:  # the child failed outside the step (e.g. loading the job)
             error = next(iter(errors.values()))
             report(self.log_failure_or_retry_event_after_error(step_context, error, known_state))
+
+
+def _job_metadata(plan_context: PlanOrchestrationContext) -> Mapping[str, Any]:
+    """The job's metadata (version, environment) for the run's span; empty if unreadable."""
+    if not tracing.enabled():
+        return {}
+    try:
+        return plan_context.job.get_definition().metadata
+    except Exception:
+        return {}
 
 
 def _is_terminal(event: dg.DagsterEvent) -> bool:

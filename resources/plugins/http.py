@@ -10,12 +10,15 @@ does not get through."""
 from __future__ import annotations
 
 import socket
+import time
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, model_validator
 
 from maestro_common.durations import parse_duration
 from maestro_common.values import TextMap, is_template
+from resources.observability import tracing
 from resources.plugins.base import (
     Plugin,
     PluginParams,
@@ -104,6 +107,30 @@ def address_policy(ctx: StepContext) -> AddressPolicy:
     return AddressPolicy(allow=allow)
 
 
+def _trace_call(
+    params: HttpParams,
+    started_ns: int,
+    status: int | None,
+    error: BaseException | None,
+    ctx: StepContext,
+) -> None:
+    """The call's HTTP client span (`GET`, ...): the URL without credentials or query."""
+    if not tracing.enabled():
+        return
+    attributes = {
+        tracing.HTTP_METHOD: params.method,
+        tracing.URL_FULL: tracing.safe_url(params.url),
+        tracing.SERVER_ADDRESS: urlsplit(params.url).hostname,
+        tracing.HTTP_STATUS: status,
+    }
+    error_type = type(error).__name__ if error is not None else None
+    if status is not None and status >= 400:
+        error_type = str(status)
+    tracing.past_span(
+        params.method, started_ns, attributes, error_type=error_type, redact=ctx.redact
+    )
+
+
 def request(params: HttpParams, ctx: StepContext) -> dict[str, Any]:
     """One call, within what is left of the step's time."""
     import httpx  # here, not at the top: it pulls in rich and pygments, slowing the code location
@@ -118,6 +145,7 @@ def request(params: HttpParams, ctx: StepContext) -> dict[str, Any]:
         if problem:
             raise SsrfRefusedError(ctx.redact(problem))
 
+    called = time.time_ns()
     try:
         with httpx.Client(
             timeout=timeout,
@@ -136,11 +164,14 @@ def request(params: HttpParams, ctx: StepContext) -> dict[str, Any]:
                 content=params.data if isinstance(params.data, str) else None,
             )
     except httpx.TimeoutException as exc:
+        _trace_call(params, called, None, exc, ctx)
         raise StepTimeoutError(f"HTTP {params.method} {params.url} timed out") from exc
     except httpx.HTTPError as exc:
+        _trace_call(params, called, None, exc, ctx)
         raise StepError(
             f"HTTP {params.method} {params.url} failed: {exc}", kind="connection"
         ) from exc
+    _trace_call(params, called, response.status_code, None, ctx)
     ok = (
         response.status_code in params.expected_status
         if params.expected_status

@@ -9,6 +9,7 @@ API keys redacted. litellm is imported on the first call, never at import time.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from pydantic.json_schema import SkipJsonSchema
 from maestro_common.durations import parse_duration
 from maestro_common.values import PrepareError, is_template
 from resources.litellm_resource import DEFAULT_OUTPUT_TOKENS, LiteLLMClient, Price
+from resources.observability import tracing
 from resources.plugins.base import (
     BudgetExceededError,
     Plugin,
@@ -312,6 +314,40 @@ def _complete(
     raise last
 
 
+def _trace_call(
+    params: LiteLLMParams,
+    sampling: dict[str, Any],
+    messages: list[dict[str, Any]],
+    started_ns: int,
+    output: dict[str, Any] | None,
+    error: BaseException | None,
+    ctx: StepContext,
+    response_model: str | None = None,
+) -> None:
+    """The call's GenAI span (`chat <model>`); prompt text only with `log_content: true`."""
+    if not tracing.enabled():
+        return
+    usage = (output or {}).get("usage") or {}
+    attributes: dict[str, Any] = {
+        tracing.GEN_AI_OPERATION: "chat",
+        tracing.GEN_AI_PROVIDER: (output or {}).get("provider") or params.model.split("/")[0],
+        tracing.GEN_AI_REQUEST_MODEL: params.model,
+        tracing.GEN_AI_RESPONSE_MODEL: response_model or (output or {}).get("deployment"),
+        tracing.GEN_AI_INPUT_TOKENS: usage.get("input_tokens"),
+        tracing.GEN_AI_OUTPUT_TOKENS: usage.get("output_tokens"),
+        tracing.GEN_AI_TEMPERATURE: sampling.get("temperature"),
+        tracing.GEN_AI_MAX_TOKENS: sampling.get("max_tokens"),
+        tracing.GEN_AI_FINISH_REASONS: [output["finish_reason"]]
+        if output and output.get("finish_reason")
+        else None,
+        "maestro.cost_usd": (output or {}).get("cost_usd"),
+    }
+    if params.log_content:
+        attributes[tracing.GEN_AI_PROMPT] = json.dumps(messages, default=str)
+    name = tracing.gen_ai_span_name("chat", params.model)
+    tracing.past_span(name, started_ns, attributes, error=error, redact=ctx.redact)
+
+
 def run_generate(params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
     client = _client(ctx)
     litellm = client.litellm
@@ -334,12 +370,14 @@ def run_generate(params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
     if params.log_content:
         for message in messages:
             ctx.log.info(f"litellm prompt ({message.get('role')}): {message.get('content')}")
+    called = time.time_ns()
     try:
         response, group, fallbacks_tried = _complete(
             client, params, messages, sampling, _timeout(params, ctx)
         )
     except Exception as exc:
         error = ctx.redact(client.redact(str(exc)))
+        _trace_call(params, sampling, messages, called, None, exc, ctx)
         raise StepError(error, kind=_error_kind(exc), model=params.model) from None
     latency = round((time.perf_counter() - started) * 1000, 3)
     choice = response.choices[0]
@@ -366,6 +404,9 @@ def run_generate(params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
         "cached": False,
         "finish_reason": choice.finish_reason,
     }
+    _trace_call(
+        params, sampling, messages, called, output, None, ctx, getattr(response, "model", None)
+    )
     tool_calls = getattr(choice.message, "tool_calls", None)
     if tool_calls:
         output["tool_calls"] = [call.model_dump() for call in tool_calls]

@@ -12,6 +12,7 @@ run against the host at once.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -19,6 +20,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from maestro_common.values import PrepareError, is_template
+from resources.observability import tracing
 from resources.ollama_resource import OllamaResource, ServerModel, ServerState, full_name
 from resources.plugins.base import Plugin, PluginParams, StepContext, StepError
 from resources.plugins.json_output import parse_json_output
@@ -197,6 +199,34 @@ def _ms(nanoseconds: int | None) -> float | None:
     return None if nanoseconds is None else round(nanoseconds / 1e6, 3)
 
 
+def _trace_call(
+    kind: str,
+    model: str,
+    started_ns: int,
+    output: dict[str, Any] | None,
+    error: BaseException | None,
+    ctx: StepContext,
+) -> None:
+    """The call's GenAI span (`chat <model>` / `text_completion <model>`), with GPU time."""
+    if not tracing.enabled():
+        return
+    operation = "chat" if kind == "chat" else "text_completion"
+    out = output or {}
+    attributes = {
+        tracing.GEN_AI_OPERATION: operation,
+        tracing.GEN_AI_PROVIDER: "ollama",
+        tracing.GEN_AI_REQUEST_MODEL: model,
+        tracing.GEN_AI_RESPONSE_MODEL: out.get("model"),
+        tracing.GEN_AI_INPUT_TOKENS: out.get("prompt_eval_count"),
+        tracing.GEN_AI_OUTPUT_TOKENS: out.get("eval_count"),
+        "maestro.ollama.placement": out.get("placement"),
+        "maestro.ollama.total_duration_ms": out.get("total_duration_ms"),
+        "maestro.cost_usd": out.get("cost_usd"),
+    }
+    name = tracing.gen_ai_span_name(operation, model)
+    tracing.past_span(name, started_ns, attributes, error=error, redact=ctx.redact)
+
+
 def run_ollama(kind: OllamaKind, params: OllamaParams, ctx: StepContext) -> dict[str, Any]:
     """Pick a model that the server has and that fits, call it, fall back on failure."""
     resource: OllamaResource = ctx.resource(RESOURCE_KEY, "ollama")
@@ -221,15 +251,20 @@ def run_ollama(kind: OllamaKind, params: OllamaParams, ctx: StepContext) -> dict
     errors: list[str] = []
     for choice in choices:
         ctx.log.info(f"ollama: {kind} with {choice.model} (expected placement: {choice.placement})")
+        called = time.time_ns()
         try:
             text, final, chunks = _generate(client, kind, choice.model, params, ctx)
-        except StepError:
+        except StepError as exc:
+            _trace_call(kind, choice.model, called, None, exc, ctx)
             raise
         except Exception as exc:  # ResponseError (missing, 500), connection errors
+            _trace_call(kind, choice.model, called, None, exc, ctx)
             errors.append(f"{choice.model}: {exc}")
             ctx.log.warning(f"ollama: {choice.model} failed: {exc}")
             continue
-        return _output(resource, client, choice, candidates, params, text, final, chunks, ctx)
+        output = _output(resource, client, choice, candidates, params, text, final, chunks, ctx)
+        _trace_call(kind, choice.model, called, output, None, ctx)
+        return output
     raise StepError(
         "every Ollama model failed: " + "; ".join(errors + skipped), kind="server_error"
     )

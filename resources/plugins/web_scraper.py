@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,6 +29,7 @@ from pydantic import (
 
 from maestro_common.durations import parse_duration
 from maestro_common.values import is_template
+from resources.observability import tracing
 from resources.plugins.base import (
     Plugin,
     PluginParams,
@@ -383,6 +385,32 @@ def _metadata(summary: Mapping[str, Any]) -> dict[str, Any]:
     return metadata
 
 
+def _trace_crawl(
+    urls: list[str],
+    started_ns: int,
+    summary: dict[str, Any] | None,
+    error: BaseException | None,
+    ctx: StepContext,
+) -> None:
+    """The crawl's client span (`crawl <host>`): its first URL without credentials or query,
+    and what the crawl counted. The subprocess's own requests have no spans."""
+    if not tracing.enabled():
+        return
+    host = (urlsplit(urls[0]).hostname or "") if urls else ""
+    out = summary or {}
+    attributes = {
+        tracing.URL_FULL: tracing.safe_url(urls[0]) if urls else None,
+        tracing.SERVER_ADDRESS: host,
+        "maestro.scrape.start_urls": len(urls),
+        "maestro.scrape.pages": out.get("pages"),
+        "maestro.scrape.items": out.get("items"),
+        "maestro.scrape.errors": out.get("errors_total"),
+        "maestro.scrape.robots_blocked": out.get("robots_blocked"),
+        "maestro.scrape.ssrf_blocked": out.get("ssrf_blocked"),
+    }
+    tracing.past_span(f"crawl {host}", started_ns, attributes, error=error, redact=ctx.redact)
+
+
 def crawl(params: WebScraperParams, ctx: StepContext) -> dict[str, Any]:
     scraper: ScraperResource = ctx.resource(RESOURCE_KEY, "web_scraper")
     allow = tenant_ssrf_allow(ctx.resource(POLICY_KEY, "web_scraper"), ctx.run.tenant)
@@ -394,6 +422,7 @@ def crawl(params: WebScraperParams, ctx: StepContext) -> dict[str, Any]:
     ctx.log.info(
         ctx.redact(f"web_scraper: crawling {len(urls)} start URL(s) from {urls[0]} in a subprocess")
     )
+    called = time.time_ns()
     try:
         result: CrawlResult = run_crawl(
             spec,
@@ -404,12 +433,14 @@ def crawl(params: WebScraperParams, ctx: StepContext) -> dict[str, Any]:
             python=scraper.interpreter(),
         )
     except CrawlError as exc:
+        _trace_crawl(urls, called, None, exc, ctx)
         if exc.kind in ("timeout", "cancelled"):
             raise StepTimeoutError(f"web_scraper: {exc.headline}") from None
         raise StepError(
             ctx.redact(f"web_scraper: {exc}"), kind="crawl_failed", exit_code=exc.exit_code
         ) from None
     summary = result.summary
+    _trace_crawl(urls, called, summary, None, ctx)
     ctx.add_cost(scraper.price_per_page * summary["pages"])
     ctx.log.info(
         f"web_scraper: {summary['pages']} page(s), {summary['items']} item(s), "

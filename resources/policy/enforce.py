@@ -19,8 +19,9 @@ from typing import Any
 import dagster as dg
 
 from resources.dagster_private import IN_PROGRESS_RUN_STATUSES
+from resources.observability import tracing
 from resources.plugins import PolicyDeniedError
-from resources.policy.engine import Decision, PolicyEngine, PolicyEngineResource
+from resources.policy.engine import Decision, DecisionKind, PolicyEngine, PolicyEngineResource
 from resources.policy.inputs import MODEL_KEYS, URL_KEYS, step_input, workflow_input
 from resources.policy.store import DecisionRecord, PolicyStore, period_start, store_for
 from resources.run_tags import COST_TAG, REQUEST_TAG, TENANT_TAG
@@ -86,7 +87,7 @@ def decide_workflow(
         active_runs=active_runs(instance, tenant, exclude=run_id),
     )
     engine: PolicyEngine = policy.engine()
-    decision = engine.decide("workflow", payload)
+    decision = traced_decision(engine, "workflow", payload)
     decision_id = store.record_decision(
         decision,
         tenant=tenant,
@@ -96,6 +97,25 @@ def decide_workflow(
         request_id=request_id,
     )
     return decision, decision_id
+
+
+def traced_decision(
+    engine: PolicyEngine, kind: DecisionKind, payload: Mapping[str, Any]
+) -> Decision:
+    """The engine's decision inside a `policy maestro.<kind>` span (decision, reasons)."""
+    with tracing.child_span(
+        f"policy maestro.{kind}", {"maestro.policy.engine": engine.name}
+    ) as span:
+        decision = engine.decide(kind, payload)
+        tracing.set_attributes(
+            span,
+            {
+                "maestro.policy.decision": "allow" if decision.allow else "deny",
+                "maestro.policy.reasons": list(decision.reasons),
+                "maestro.policy.version": decision.policy_version,
+            },
+        )
+    return decision
 
 
 def _gate_admission(
@@ -224,7 +244,7 @@ def check_step(
         reachable_models=reachable_models,
     )
     engine = policy.engine()
-    decision = engine.decide("step", payload)
+    decision = traced_decision(engine, "step", payload)
     decision_id = store.record_decision(
         decision,
         tenant=tenant,

@@ -16,6 +16,7 @@ from resources.sentinels import SENTINEL_KEY, is_skipped, skip_marker
 from yaml_compiler.backend.runtime.execute import StepResult, execute_step, step_failure
 from yaml_compiler.backend.runtime.redaction import Redactor, redact_value
 from yaml_compiler.backend.runtime.scope import condition_holds, for_each_items, template_context
+from yaml_compiler.backend.runtime.spans import traced
 from yaml_compiler.backend.runtime.step import StepRuntime
 
 EMPTY = {SENTINEL_KEY: "empty"}  # a for_each over an empty list: still collects, to []
@@ -104,7 +105,7 @@ def step_body(runtime: StepRuntime) -> OpBody:
         else:
             yield _skipped(context, runtime, "when is false")
 
-    return compute
+    return traced(runtime, compute)
 
 
 def fanout_body(runtime: StepRuntime) -> OpBody:
@@ -164,7 +165,7 @@ def mapped_body(runtime: StepRuntime) -> OpBody:
             metadata=_output_metadata(runtime, context, result),
         )
 
-    return compute
+    return traced(runtime, compute)
 
 
 def collect_body(runtime: StepRuntime) -> OpBody:
