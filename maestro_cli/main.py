@@ -185,6 +185,29 @@ def run(file: Path, params: tuple[str, ...], verbose: bool) -> None:
     sys.exit(0 if outcome.success else 1)
 
 
+@cli.command()
+@click.argument("run_id")
+def resume(run_id: str) -> None:
+    """Re-execute a failed or canceled run from failure, in this process.
+
+    Runs only the steps that failed or never ran; every step that completed is not run again
+    (its output is read from the artifact store). Prints the new run's status; the exit code
+    is 1 when it fails.
+    """
+    from maestro_cli.run_views import run_status, status_lines
+
+    home = runner.instance_home()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        try:
+            result = runner.resume(instance, run_id)
+        except runner.ResumeError as exc:
+            _fail([f"error: {exc}"])
+        click.echo(f"resumed run {run_id} as run {result.run_id}")
+        for line in status_lines(run_status(instance, result.run_id)):
+            click.echo(line)
+    sys.exit(0 if result.success else 1)
+
+
 # ---------------------------------------------------------------- artifacts
 
 

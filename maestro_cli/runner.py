@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import dagster as dg
 
 from maestro_cli.progress import RunProgress
-from resources.dagster_private import execute_run, is_valid_cron_string
+from resources.dagster_private import execute_run, is_valid_cron_string, recon_job_from_origin
 from resources.defaults import default_resources
 from resources.plugins import default_registry
 from resources.run_tags import COST_TAG
@@ -167,3 +167,39 @@ def summary_lines(outcome: RunOutcome, home: Path, workflow_file: Path) -> list[
         "(`make dev` in the repository; the job is listed when its file is in workflows/)"
     )
     return lines
+
+
+RESUMED_FROM_TAG = "maestro/resumed_from"
+"""On a `maestro resume` run: the run it re-executes from failure."""
+RESUMABLE = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+
+
+class ResumeError(Exception):
+    """The run cannot be resumed (unknown, still going, or without a code origin)."""
+
+
+def resume(instance: dg.DagsterInstance, run_id: str) -> dg.JobExecutionResult:
+    """Re-execute a failed or canceled run from failure, in this process: Dagster runs the steps
+    that failed, were not started (`not_started`) or never ran, and loads every completed
+    step's output from the parent run's pointers in the artifact store; nothing that completed
+    runs again. The job is rebuilt from the run's own code origin, with its run config and
+    tags, whether the code location or `maestro run` created it."""
+    parent = instance.get_run_by_id(run_id)
+    if parent is None:
+        raise ResumeError(f"no run {run_id} in this instance")
+    if parent.status not in RESUMABLE:
+        raise ResumeError(
+            f"run {run_id} is {parent.status.value}: only a FAILURE or CANCELED run is resumed"
+        )
+    if parent.job_code_origin is None:
+        raise ResumeError(f"run {run_id} has no code origin to rebuild its job from")
+    job = recon_job_from_origin(parent.job_code_origin)
+    tags = {k: v for k, v in parent.tags.items() if not k.startswith("dagster/")}
+    return dg.execute_job(
+        job,
+        instance,
+        run_config=parent.run_config,
+        tags={**tags, RESUMED_FROM_TAG: run_id},
+        raise_on_error=False,
+        reexecution_options=dg.ReexecutionOptions.from_failure(run_id, instance),
+    )
