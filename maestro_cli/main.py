@@ -180,8 +180,14 @@ def run(file: Path, params: tuple[str, ...], verbose: bool) -> None:
         except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
             click.echo("interrupted", err=True)
             sys.exit(130)
+        saga = (
+            None if outcome.success else runner.compensate(workflow, home, instance, outcome.run_id)
+        )
     for line in runner.summary_lines(outcome, home, file):
         click.echo(line)
+    if saga is not None:
+        verdict = "compensated" if saga.success else "compensation failed"
+        click.echo(f"{verdict}: saga run {saga.run_id} (job {saga.job_def.name})")
     sys.exit(0 if outcome.success else 1)
 
 

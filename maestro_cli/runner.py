@@ -23,10 +23,12 @@ from maestro_cli.progress import RunProgress
 from resources.dagster_private import execute_run, is_valid_cron_string, recon_job_from_origin
 from resources.defaults import default_resources
 from resources.plugins import default_registry
-from resources.run_tags import COST_TAG
+from resources.run_tags import COMPENSATES_TAG, COST_TAG
 from yaml_compiler import load_plan
 from yaml_compiler.backend import build_job
+from yaml_compiler.backend.saga import build_saga_job
 from yaml_compiler.plan import WorkflowPlan
+from yaml_compiler.saga import compensable_steps
 
 DEFAULT_HOME = ".dagster_home"
 DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
@@ -95,6 +97,35 @@ def reconstructable_workflow_job(
             "console_log_level": console_log_level,
         },
     )
+
+
+def saga_job(path: str, home: str, params_json: str) -> dg.JobDefinition:
+    """The workflow's `<job>__compensate`, rebuilt from its file like `workflow_job`."""
+    plan = load_plan(path, default_registry(), json.loads(params_json), is_valid_cron_string)
+    job = build_saga_job(plan, resources=resources_for(Path(home)))
+    assert job is not None, f"{path} has nothing to compensate"
+    return job
+
+
+def compensate(
+    plan: WorkflowPlan, home: Path, instance: dg.DagsterInstance, run_id: str
+) -> dg.JobExecutionResult | None:
+    """`maestro run`'s saga: right after a failed or canceled run of an `on_failure:
+    compensate` workflow, the same `<job>__compensate` job the code location's sensor would
+    launch, in this process, tagged with the run's id (so the sensor never launches another)."""
+    if not compensable_steps(plan):
+        return None
+    overrides = {k: v for k, v in plan.param_values.items() if v is not None}
+    job = dg.build_reconstructable_job(
+        __name__,
+        "saga_job",
+        reconstructable_kwargs={
+            "path": str(Path(plan.source_file).resolve()),
+            "home": str(home),
+            "params_json": json.dumps(overrides, sort_keys=True) if plan.spec.params else "{}",
+        },
+    )
+    return dg.execute_job(job, instance, tags={COMPENSATES_TAG: run_id}, raise_on_error=False)
 
 
 def execute(

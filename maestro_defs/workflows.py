@@ -11,6 +11,7 @@ import dagster as dg
 import yaml
 
 from maestro_defs.gate import policy_gate_sensor
+from maestro_defs.saga import saga_sensor
 from resources.defaults import default_resources
 from resources.policy.gate import GateWorkflow
 from yaml_compiler import Diagnostic, WorkflowCompileError, workflow_files_in
@@ -91,11 +92,13 @@ def build_definitions(
     gate = policy_gate_sensor(
         gate_workflows(workflows), [w.job for w in workflows], problems_by_file(loaded)
     )
+    sagas = {w.job.name: w.saga for w in workflows if w.saga is not None}
+    sensors = [gate, saga_sensor(sagas)] if sagas else [gate]
     return dg.Definitions(
-        jobs=[w.job for w in workflows],
+        jobs=[w.job for w in workflows] + list(sagas.values()),
         assets=[a for w in workflows for a in w.assets],
         schedules=[s for w in workflows for s in w.schedules],
-        sensors=[gate],
+        sensors=sensors,
         resources=dict(resources) if resources is not None else default_resources(),
     )
 

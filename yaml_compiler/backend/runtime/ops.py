@@ -16,7 +16,13 @@ from typing import Any
 import dagster as dg
 
 from resources.sentinels import SENTINEL_KEY, is_skipped, skip_marker
-from yaml_compiler.backend.runtime.execute import StepResult, execute_step, step_failure
+from yaml_compiler.backend.runtime.execute import (
+    PARAMS_METADATA,
+    StepResult,
+    execute_step,
+    params_metadata,
+    step_failure,
+)
 from yaml_compiler.backend.runtime.redaction import Redactor
 from yaml_compiler.backend.runtime.scope import condition_holds, for_each_items, template_context
 from yaml_compiler.backend.runtime.step import StepRuntime
@@ -89,6 +95,9 @@ def _output_metadata(
     }
     if result.cost_usd:
         metadata["cost_usd"] = result.cost_usd
+    if result.params is not None and runtime.step.compensation is not None:
+        redact = Redactor(tuple(runtime.workflow.secrets))
+        metadata[PARAMS_METADATA] = params_metadata(result.params, redact)
     if result.policy_decision_id:
         metadata["policy_decision_id"] = result.policy_decision_id
         metadata["policy_version"] = result.policy_version
