@@ -101,3 +101,79 @@ def test_a_failed_run_compensates_its_completed_steps_in_reverse_order_once(
             assert requests == []
     status = run_maestro("status", failed.run_id, cwd=PROJECT_ROOT, home=observed_home)
     assert f"compensation: SUCCESS (saga run {saga.run_id})" in status.stdout
+
+
+def test_a_compensation_that_fails_twice_succeeds_under_its_retry_policy(
+    observed_home: Path, tmp_path: Path
+) -> None:
+    journal, counter = tmp_path / "journal.txt", tmp_path / "attempts.txt"
+    flaky = (f", fail_times: 2, counter: '{counter}'", "{max_attempts: 3}")
+    workflow = _write(tmp_path, saga_workflow(journal, tmp_path / "never", {"d": flaky}))
+    result = run_maestro("run", str(workflow), cwd=PROJECT_ROOT, home=observed_home)
+    assert "compensated: saga run " in result.stdout, result.stdout + result.stderr
+    assert lines(counter) == ["attempt"] * 3
+    undone = [line.split()[1] for line in lines(journal) if line.startswith("undo")]
+    assert undone[0] == "d" and sorted(undone[1:3]) == ["b", "c"] and undone[3:] == ["a"]
+    _failed, saga = _runs(observed_home)
+    with dg.DagsterInstance.from_config(str(observed_home)) as instance:
+        retries = instance.all_logs(saga.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY)
+    assert [e.step_key for e in retries] == ["d", "d"]
+
+
+def test_a_compensation_that_always_fails_fails_the_saga_run_visibly(
+    observed_home: Path, tmp_path: Path
+) -> None:
+    journal, counter = tmp_path / "journal.txt", tmp_path / "attempts.txt"
+    broken = (f", fail_times: -1, counter: '{counter}'", "{max_attempts: 2}")
+    workflow = _write(tmp_path, saga_workflow(journal, tmp_path / "never", {"d": broken}))
+    result = run_maestro("run", str(workflow), cwd=PROJECT_ROOT, home=observed_home)
+    assert result.returncode == 1
+    assert "compensation failed: saga run " in result.stdout, result.stdout + result.stderr
+    assert lines(counter) == ["attempt"] * 2
+    # b, c and a are not undone before d is: the saga stops, and says why.
+    assert not [line for line in lines(journal) if line.startswith("undo")]
+    failed, saga = _runs(observed_home)
+    assert saga.status == dg.DagsterRunStatus.FAILURE
+    status = run_maestro("status", failed.run_id, cwd=PROJECT_ROOT, home=observed_home)
+    assert f"run {failed.run_id}: FAILURE (compensation failed)" in status.stdout
+    assert f"compensation: FAILURE (saga run {saga.run_id})" in status.stdout
+    saga_status = run_maestro("status", saga.run_id, cwd=PROJECT_ROOT, home=observed_home)
+    assert "compensation of step 'd' failed: RuntimeError: compensation of d failed" in (
+        saga_status.stdout
+    )
+    assert "the compensation of 'd' (which completed later) failed" in saga_status.stdout
+
+
+def test_a_policy_denial_mid_run_triggers_the_compensation(
+    observed_home: Path, tmp_path: Path
+) -> None:
+    from resources.policy.engine import PolicySet
+    from tests.support.policy_data import policies_with_tenant
+
+    tenant = dict(PolicySet.load().tenants["default"])
+    tenant.pop("ssrf_allow", None)  # loopback addresses are refused at the step
+    tenant["allowed_domains"] = ["example.com"]
+    policies = policies_with_tenant(tmp_path, "guarded", tenant)
+    journal = tmp_path / "journal.txt"
+    text = saga_workflow(journal, tmp_path / "never").replace(
+        f"name: {JOB}\n", f"name: {JOB}\ntenant: guarded\n"
+    )
+    denied = (
+        "  - id: e\n    run: http.request\n    depends_on: [d]\n"
+        "    with: {url: 'http://127.0.0.{{ 1 if steps.d.output.id else 2 }}:9/x'}\n"
+    )
+    start, end = text.index("  - id: e\n"), text.index("  - id: f\n")
+    workflow = _write(tmp_path, text[:start] + denied + text[end:])
+    result = run_maestro(
+        "run",
+        str(workflow),
+        cwd=PROJECT_ROOT,
+        home=observed_home,
+        env={"MAESTRO_POLICY_DIR": str(policies)},
+    )
+    assert "compensated: saga run " in result.stdout, result.stdout + result.stderr
+    assert "failed (policy)" in result.stdout, result.stdout
+    undone = [line for line in lines(journal) if line.startswith("undo")]
+    assert undone[0] == "undo d d-id e policy"
+    assert sorted(undone[1:3]) == ["undo b b-id e policy", "undo c c-id e policy"]
+    assert undone[3:] == ["undo a a-id e policy"]
