@@ -47,3 +47,4 @@ bench: install
 	$(PY) bench/scrape.py
 	$(PY) bench/metrics.py
 	$(PY) bench/queue.py
+	$(PY) bench/saga.py
