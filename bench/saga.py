@@ -36,6 +36,7 @@ import psycopg2  # noqa: E402
 from dagster_graphql import DagsterGraphQLClient  # noqa: E402
 
 from bench._common import fmt_row, verdict  # noqa: E402
+from maestro_cli.deployment import postgres_env  # noqa: E402
 from resources.run_tags import COMPENSATES_TAG  # noqa: E402
 from tests.support.stack import running_stack  # noqa: E402
 
@@ -120,10 +121,11 @@ def measure(interval: int) -> list[tuple[float, float]]:
     with tempfile.TemporaryDirectory() as tmp, database() as url:
         root = Path(tmp)
         journal = root / "journal.txt"
+        os.environ.update(postgres_env(url))
         workflows = {"saga.yaml": workflow(journal)}
         with (
             running_stack(root, url, workflows=workflows) as stack,
-            dg.DagsterInstance.from_config(str(stack.home)) as instance,
+            stack.instance() as instance,
         ):
             time.sleep(5)  # let the daemon settle
             return [one_saga(stack, instance, journal) for _ in range(RUNS)]

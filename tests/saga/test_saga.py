@@ -124,7 +124,11 @@ def test_a_compensation_that_always_fails_fails_the_saga_run_visibly(
     observed_home: Path, tmp_path: Path
 ) -> None:
     journal, counter = tmp_path / "journal.txt", tmp_path / "attempts.txt"
-    broken = (f", fail_times: -1, counter: '{counter}'", "{max_attempts: 2}")
+    fixed = tmp_path / "fixed"
+    broken = (
+        f", fail_times: -1, counter: '{counter}', fail_unless: '{fixed}'",
+        "{max_attempts: 2}",
+    )
     workflow = _write(tmp_path, saga_workflow(journal, tmp_path / "never", {"d": broken}))
     result = run_maestro("run", str(workflow), cwd=PROJECT_ROOT, home=observed_home)
     assert result.returncode == 1
@@ -142,6 +146,15 @@ def test_a_compensation_that_always_fails_fails_the_saga_run_visibly(
         saga_status.stdout
     )
     assert "the compensation of 'd' (which completed later) failed" in saga_status.stdout
+
+    # After a fix, the failed saga is resumed: d is undone, then b and c, then a; once each.
+    fixed.write_text("fixed")
+    resumed = run_maestro("resume", saga.run_id, cwd=PROJECT_ROOT, home=observed_home)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    undone = [line.split()[1] for line in lines(journal) if line.startswith("undo")]
+    assert undone[0] == "d" and sorted(undone[1:3]) == ["b", "c"] and undone[3:] == ["a"]
+    status = run_maestro("status", failed.run_id, cwd=PROJECT_ROOT, home=observed_home)
+    assert f"run {failed.run_id}: FAILURE (compensated)" in status.stdout, status.stdout
 
 
 def test_a_policy_denial_mid_run_triggers_the_compensation(

@@ -38,9 +38,19 @@ def step(
     return {"id": f"{name}-id", "upstream": upstream}
 
 
-def undo(journal: str, name: str, detail: Any = "", fail_times: int = 0, counter: str = "") -> str:
+def undo(
+    journal: str,
+    name: str,
+    detail: Any = "",
+    fail_times: int = 0,
+    counter: str = "",
+    fail_unless: str | None = None,
+) -> str:
     """A compensation: journal `undo <name> <detail>`; fail the first `fail_times` attempts
-    (counted in the file `counter`), or always with fail_times < 0."""
+    (counted in the file `counter`), or always with fail_times < 0 (while the file
+    `fail_unless`, if given, is missing)."""
+    if fail_unless is not None and Path(fail_unless).exists():
+        fail_times = 0
     if fail_times:
         count = len(lines(counter)) if counter else 0
         if counter:

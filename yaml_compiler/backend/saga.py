@@ -175,12 +175,30 @@ def _load_output(context: dg.OpExecutionContext, failed: FailedRun, step: Planne
     return store.load(store.read_pointer(tenant, key))
 
 
+def _lineage(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
+    """This saga run and the runs it re-executes (the UI's re-execute from failure of a failed
+    saga): a compensation that succeeded in one of them is done."""
+    ids = [run.run_id]
+    parent = run.parent_run_id
+    while parent is not None and parent not in ids:
+        ids.append(parent)
+        found = instance.get_run_by_id(parent)
+        parent = found.parent_run_id if found is not None else None
+    return ids
+
+
 def _wait_for(context: dg.OpExecutionContext, nodes: list[str]) -> None:
     """Until the compensations of `nodes` (this saga run's ops) succeeded; fails when one of
     them failed for good, since undoing this step first would be out of order."""
     pending = set(nodes)
     if pending:
         context.log.info(f"waiting for the compensations of {', '.join(sorted(pending))}")
+    earlier = _lineage(context.instance, context.run)[1:]
+    for run_id in earlier:
+        successes = context.instance.get_records_for_run(
+            run_id=run_id, of_type=dg.DagsterEventType.STEP_SUCCESS
+        ).records
+        pending -= {r.event_log_entry.step_key for r in successes}
     while pending:
         records = context.instance.get_records_for_run(
             run_id=context.run_id, of_type=_END_EVENTS
