@@ -78,7 +78,9 @@ def test_a_failed_run_compensates_its_completed_steps_in_reverse_order_once(
     observed_home: Path, tmp_path: Path
 ) -> None:
     journal = tmp_path / "journal.txt"
-    workflow = _write(tmp_path, saga_workflow(journal, tmp_path / "never"))
+    trace = tmp_path / "trace.txt"
+    slow = {name: (f", sleep: 0.5, trace: '{trace}'", "") for name in ("a", "b", "c", "d")}
+    workflow = _write(tmp_path, saga_workflow(journal, tmp_path / "never", slow))
     result = run_maestro("run", str(workflow), cwd=PROJECT_ROOT, home=observed_home)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "compensated: saga run " in result.stdout
@@ -92,6 +94,11 @@ def test_a_failed_run_compensates_its_completed_steps_in_reverse_order_once(
     assert undone[0] == "undo d d-id e plugin_error"
     assert sorted(undone[1:3]) == ["undo b b-id e plugin_error", "undo c c-id e plugin_error"]
     assert undone[3:] == ["undo a a-id e plugin_error"]
+    # b and c ran together, so their compensations run together: after d's, before a's.
+    traced = lines(trace)
+    assert traced[:2] == ["begin d", "end d"] and traced[-2:] == ["begin a", "end a"]
+    assert sorted(traced[2:4]) == ["begin b", "begin c"]
+    assert sorted(traced[4:6]) == ["end b", "end c"]
     failed, saga = _runs(observed_home)
     assert saga.job_name == SAGA and saga.tags[COMPENSATES_TAG] == failed.run_id
     assert saga.status == dg.DagsterRunStatus.SUCCESS

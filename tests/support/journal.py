@@ -45,10 +45,13 @@ def undo(
     fail_times: int = 0,
     counter: str = "",
     fail_unless: str | None = None,
+    sleep: float = 0.0,
+    trace: str = "",
 ) -> str:
     """A compensation: journal `undo <name> <detail>`; fail the first `fail_times` attempts
     (counted in the file `counter`), or always with fail_times < 0 (while the file
-    `fail_unless`, if given, is missing)."""
+    `fail_unless`, if given, is missing). `trace`: a file that gets `begin`/`end` lines around
+    the work (which compensations overlapped)."""
     if fail_unless is not None and Path(fail_unless).exists():
         fail_times = 0
     if fail_times:
@@ -57,5 +60,11 @@ def undo(
             write(counter, "attempt")
         if fail_times < 0 or count < fail_times:
             raise RuntimeError(f"compensation of {name} failed (attempt {count + 1})")
+    if trace:
+        write(trace, f"begin {name}")
+    if sleep:
+        time.sleep(sleep)
     write(journal, f"undo {name} {detail}".rstrip())
+    if trace:
+        write(trace, f"end {name}")
     return f"undone {name}"
