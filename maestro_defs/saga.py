@@ -77,7 +77,9 @@ def saga_sensor(sagas: Mapping[str, dg.JobDefinition]) -> dg.SensorDefinition:
         "on_failure: compensate (its `<job>__compensate` job), once per run.",
     )
     def maestro_saga(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        since = float(context.cursor) if context.cursor else 0.0
+        # A first tick (no cursor) looks back LOOKBACK_S only: deploying the sensor does not
+        # compensate an instance's whole history of failed runs.
+        since = float(context.cursor) if context.cursor else time.time()
         requests, now = saga_requests(context.instance, names, since)
         if not requests:
             return dg.SkipReason("no failed run to compensate")

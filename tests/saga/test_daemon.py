@@ -70,3 +70,49 @@ def test_the_daemon_launches_one_saga_for_a_failed_run(
         "undo s1 exit_code",
         "undo s0 exit_code",
     ]
+
+
+def _ended(instance: dg.DagsterInstance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id)
+    return run is not None and run.is_finished
+
+
+def _sagas(instance: dg.DagsterInstance, run_id: str) -> list[dg.RunRecord]:
+    return list(instance.get_run_records(filters=dg.RunsFilter(tags={COMPENSATES_TAG: run_id})))
+
+
+def test_a_run_that_failed_while_the_daemon_was_away_is_compensated_once_after_restart(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first stack's sensor ticks once at start, then not for an hour: the run fails, the
+    stack stops, and a new stack (same database, same artifact store) compensates it, once."""
+    from maestro_cli.deployment import postgres_env
+    from tests.conftest import fresh_database
+
+    journal = tmp_path / "journal.txt"
+    monkeypatch.setenv("MAESTRO_ARTIFACTS", str(tmp_path / "artifacts"))
+    workflows = {"saga.yaml": _chain(journal, 3)}
+    with fresh_database() as url:
+        for name, value in postgres_env(url).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("MAESTRO_SAGA_INTERVAL_S", "3600")
+        with running_stack(tmp_path / "first", url, workflows) as stack, stack.instance() as db:
+            time.sleep(8)  # the sensor's one tick of this hour
+            client = DagsterGraphQLClient("127.0.0.1", port_number=stack.port)
+            run_id = client.submit_job_execution("daemon_saga", "maestro")
+            deadline = time.monotonic() + 300
+            while not _ended(db, run_id):
+                assert time.monotonic() < deadline, stack.log_tail()
+                time.sleep(0.5)
+            assert _sagas(db, run_id) == []
+        monkeypatch.setenv("MAESTRO_SAGA_INTERVAL_S", "1")
+        with running_stack(tmp_path / "second", url, workflows) as stack, stack.instance() as db:
+            deadline = time.monotonic() + 300
+            while not (_sagas(db, run_id) and _sagas(db, run_id)[0].dagster_run.is_finished):
+                assert time.monotonic() < deadline, stack.log_tail()
+                time.sleep(0.5)
+            time.sleep(6)
+            assert [s.dagster_run.status for s in _sagas(db, run_id)] == [
+                dg.DagsterRunStatus.SUCCESS
+            ]
+    assert journal.read_text().splitlines() == ["undo s1 exit_code", "undo s0 exit_code"]
