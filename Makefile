@@ -48,3 +48,4 @@ bench: install
 	$(PY) bench/metrics.py
 	$(PY) bench/tracing.py
 	$(PY) bench/queue.py
+	$(PY) bench/saga.py

@@ -27,8 +27,7 @@ from maestro_cli.scaffold import (
 )
 from maestro_cli.tenancy import tenant_option
 from maestro_common.durations import parse_duration
-from maestro_defs.liveness import reserved_sensor_names
-from maestro_defs.workflows import code_location_dirs
+from maestro_defs.workflows import code_location_dirs, reserved_sensor_names
 from resources.dagster_private import is_valid_cron_string
 from resources.plugins import default_registry
 from yaml_compiler import Diagnostic, WorkflowCompileError, load_plan, workflow_files_in
@@ -179,9 +178,38 @@ def run(file: Path, params: tuple[str, ...], verbose: bool) -> None:
         except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
             click.echo("interrupted", err=True)
             sys.exit(130)
+        saga = (
+            None if outcome.success else runner.compensate(workflow, home, instance, outcome.run_id)
+        )
     for line in runner.summary_lines(outcome, home, file):
         click.echo(line)
+    if saga is not None:
+        verdict = "compensated" if saga.success else "compensation failed"
+        click.echo(f"{verdict}: saga run {saga.run_id} (job {saga.job_def.name})")
     sys.exit(0 if outcome.success else 1)
+
+
+@cli.command()
+@click.argument("run_id")
+def resume(run_id: str) -> None:
+    """Re-execute a failed or canceled run from failure, in this process.
+
+    Runs only the steps that failed or never ran; every step that completed is not run again
+    (its output is read from the artifact store). Prints the new run's status; the exit code
+    is 1 when it fails.
+    """
+    from maestro_cli.run_views import run_status, status_lines
+
+    home = runner.instance_home()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        try:
+            result = runner.resume(instance, run_id)
+        except runner.ResumeError as exc:
+            _fail([f"error: {exc}"])
+        click.echo(f"resumed run {run_id} as run {result.run_id}")
+        for line in status_lines(run_status(instance, result.run_id)):
+            click.echo(line)
+    sys.exit(0 if result.success else 1)
 
 
 # ---------------------------------------------------------------- artifacts

@@ -66,6 +66,17 @@ def error_text(error: Any) -> str:
     return _EXCEPTION_PREFIX.sub("", error.message.strip(), count=1)
 
 
+def failure_kind(event: dg.DagsterEvent) -> str | None:
+    """The `error_kind` a step's dg.Failure carries (`not_started`, `timeout`...), if any."""
+    user = getattr(event.event_specific_data, "user_failure_data", None)
+    kind = user.metadata.get("error_kind") if user is not None else None
+    return None if kind is None else str(getattr(kind, "value", kind))
+
+
+NOT_STARTED = "not_started"
+"""A step `on_failure: stop` kept from starting: Dagster records a failure; shown as not run."""
+
+
 def failure_message(event: dg.DagsterEvent) -> str:
     """What went wrong, as the step reported it (a dg.Failure description when there is one)."""
     data = event.event_specific_data
@@ -173,7 +184,7 @@ class RunProgress:
             source = user.metadata.get("source") if user is not None else None
             record.source = str(getattr(source, "value", source)) if source else None
             record.error = failure_message(event)
-            record.status = "failed"
+            record.status = "not started" if failure_kind(event) == NOT_STARTED else "failed"
         elif kind == "STEP_SKIPPED":
             record.status = "skipped"
 
@@ -212,6 +223,9 @@ class RunProgress:
 
     def _on_failure(self, part: StepPart, event: dg.DagsterEvent) -> str:
         message = failure_message(event)
+        if failure_kind(event) == NOT_STARTED:
+            self._settle(part.step_id, "not run")
+            return self._line("not run", part.label, " (not started: an earlier step failed)")
         self.outcomes[part.step_id] = "failed"
         self.failures.setdefault(part.step_id, message)
         return self._line("FAILED", part.label, f": {message}")

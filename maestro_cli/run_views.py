@@ -20,7 +20,7 @@ from maestro_cli.progress import RunProgress, StepRecord, error_text
 from resources.dagster_private import job_snapshot_nodes
 from resources.liveness import mark_dead_runs
 from resources.policy.store import store_for
-from resources.run_tags import COST_TAG, DEFAULT_TENANT, TENANT_TAG, WORKFLOW_TAG
+from resources.run_tags import COMPENSATES_TAG, COST_TAG, DEFAULT_TENANT, TENANT_TAG, WORKFLOW_TAG
 
 STATUSES = tuple(status.value for status in dg.DagsterRunStatus)
 _ITEM_SUFFIXES = ("__items", "__collect")
@@ -159,6 +159,20 @@ class RunStatusView:
     progress: RunProgress
     step_costs: Mapping[str, float]  # step id -> spend (cost ledger)
     run_error: str | None  # why the run failed when no step says so (a crashed worker...)
+    saga: Any = None
+    """The record of the saga run compensating this run (tag maestro/compensates), if any."""
+
+    @property
+    def compensation(self) -> str | None:
+        """`compensated`, `compensation failed`, `compensating` or None (no saga run)."""
+        if self.saga is None:
+            return None
+        status = self.saga.dagster_run.status
+        if status == dg.DagsterRunStatus.SUCCESS:
+            return "compensated"
+        if status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+            return "compensation failed"
+        return "compensating"
 
 
 def run_status(instance: dg.DagsterInstance, run_id: str) -> RunStatusView:
@@ -170,7 +184,10 @@ def run_status(instance: dg.DagsterInstance, run_id: str) -> RunStatusView:
     costs: dict[str, float] = {}
     for row in store_for(instance).costs(run_id=run_id):
         costs[row.step_id] = costs.get(row.step_id, 0.0) + row.cost_usd
-    return RunStatusView(record, progress, costs, _run_error(instance, record, progress))
+    sagas = instance.get_run_records(filters=dg.RunsFilter(tags={COMPENSATES_TAG: run_id}), limit=1)
+    return RunStatusView(
+        record, progress, costs, _run_error(instance, record, progress), sagas[0] if sagas else None
+    )
 
 
 def _run_error(instance: dg.DagsterInstance, record: Any, progress: RunProgress) -> str | None:
@@ -199,8 +216,9 @@ def latest_run_id(
 
 def status_lines(view: RunStatusView, now: float | None = None) -> list[str]:
     run = view.record.dagster_run
+    verdict = f" ({view.compensation})" if view.compensation else ""
     lines = [
-        f"run {run.run_id}: {run.status.value}",
+        f"run {run.run_id}: {run.status.value}{verdict}",
         f"  workflow {workflow_of(run)} (job {run.job_name}), tenant "
         f"{run.tags.get(TENANT_TAG, DEFAULT_TENANT)}",
         f"  started {when(view.record.start_time)} UTC, ended {when(view.record.end_time)}"
@@ -230,6 +248,11 @@ def status_lines(view: RunStatusView, now: float | None = None) -> list[str]:
             lines.append(f"  {step.label}{where}: {step.error}")
     if view.run_error:
         lines += ["", f"run error: {view.run_error}"]
+    if view.saga is not None:
+        saga = view.saga.dagster_run
+        lines += ["", f"compensation: {saga.status.value} (saga run {saga.run_id})"]
+        if view.compensation == "compensation failed":
+            lines.append(f"  see `maestro status {saga.run_id}` for the compensation that failed")
     return lines
 
 

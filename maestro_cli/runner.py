@@ -21,15 +21,17 @@ from typing import Any, TextIO
 import dagster as dg
 
 from maestro_cli.progress import RunProgress
-from resources.dagster_private import execute_run, is_valid_cron_string
+from resources.dagster_private import execute_run, is_valid_cron_string, recon_job_from_origin
 from resources.defaults import default_resources
 from resources.liveness import run_heartbeat
 from resources.observability import tracing
 from resources.plugins import default_registry
-from resources.run_tags import COST_TAG, TRACEPARENT_TAG
+from resources.run_tags import COMPENSATES_TAG, COST_TAG, TRACEPARENT_TAG
 from yaml_compiler import load_plan
 from yaml_compiler.backend import build_job
+from yaml_compiler.backend.saga import build_saga_job
 from yaml_compiler.plan import WorkflowPlan
+from yaml_compiler.saga import compensable_steps
 
 DEFAULT_HOME = ".dagster_home"
 DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
@@ -98,6 +100,35 @@ def reconstructable_workflow_job(
             "console_log_level": console_log_level,
         },
     )
+
+
+def saga_job(path: str, home: str, params_json: str) -> dg.JobDefinition:
+    """The workflow's `<job>__compensate`, rebuilt from its file like `workflow_job`."""
+    plan = load_plan(path, default_registry(), json.loads(params_json), is_valid_cron_string)
+    job = build_saga_job(plan, resources=resources_for(Path(home)))
+    assert job is not None, f"{path} has nothing to compensate"
+    return job
+
+
+def compensate(
+    plan: WorkflowPlan, home: Path, instance: dg.DagsterInstance, run_id: str
+) -> dg.JobExecutionResult | None:
+    """`maestro run`'s saga: right after a failed or canceled run of an `on_failure:
+    compensate` workflow, the same `<job>__compensate` job the code location's sensor would
+    launch, in this process, tagged with the run's id (so the sensor never launches another)."""
+    if not compensable_steps(plan):
+        return None
+    overrides = {k: v for k, v in plan.param_values.items() if v is not None}
+    job = dg.build_reconstructable_job(
+        __name__,
+        "saga_job",
+        reconstructable_kwargs={
+            "path": str(Path(plan.source_file).resolve()),
+            "home": str(home),
+            "params_json": json.dumps(overrides, sort_keys=True) if plan.spec.params else "{}",
+        },
+    )
+    return dg.execute_job(job, instance, tags={COMPENSATES_TAG: run_id}, raise_on_error=False)
 
 
 def execute(
@@ -181,3 +212,39 @@ def summary_lines(outcome: RunOutcome, home: Path, workflow_file: Path) -> list[
         "(`make dev` in the repository; the job is listed when its file is in workflows/)"
     )
     return lines
+
+
+RESUMED_FROM_TAG = "maestro/resumed_from"
+"""On a `maestro resume` run: the run it re-executes from failure."""
+RESUMABLE = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+
+
+class ResumeError(Exception):
+    """The run cannot be resumed (unknown, still going, or without a code origin)."""
+
+
+def resume(instance: dg.DagsterInstance, run_id: str) -> dg.JobExecutionResult:
+    """Re-execute a failed or canceled run from failure, in this process: Dagster runs the steps
+    that failed, were not started (`not_started`) or never ran, and loads every completed
+    step's output from the parent run's pointers in the artifact store; nothing that completed
+    runs again. The job is rebuilt from the run's own code origin, with its run config and
+    tags, whether the code location or `maestro run` created it."""
+    parent = instance.get_run_by_id(run_id)
+    if parent is None:
+        raise ResumeError(f"no run {run_id} in this instance")
+    if parent.status not in RESUMABLE:
+        raise ResumeError(
+            f"run {run_id} is {parent.status.value}: only a FAILURE or CANCELED run is resumed"
+        )
+    if parent.job_code_origin is None:
+        raise ResumeError(f"run {run_id} has no code origin to rebuild its job from")
+    job = recon_job_from_origin(parent.job_code_origin)
+    tags = {k: v for k, v in parent.tags.items() if not k.startswith("dagster/")}
+    return dg.execute_job(
+        job,
+        instance,
+        run_config=parent.run_config,
+        tags={**tags, RESUMED_FROM_TAG: run_id},
+        raise_on_error=False,
+        reexecution_options=dg.ReexecutionOptions.from_failure(run_id, instance),
+    )

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maestro_cli.params import ParamError, parse_params
-from maestro_defs.liveness import reserved_sensor_names
-from maestro_defs.workflows import code_location_dirs, load_workflows
+from maestro_defs.workflows import code_location_dirs, load_workflows, reserved_sensor_names
 from resources.dagster_private import is_valid_cron_string
 from resources.plugins import default_registry
 from yaml_compiler import WorkflowCompileError, load_plan

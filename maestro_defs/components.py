@@ -10,11 +10,11 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from maestro_defs.liveness import reserved_sensor_names
 from maestro_defs.workflows import (
     build_definitions,
     load_workflows,
     report_problems,
+    reserved_sensor_names,
     strict_loading,
     workflow_dirs,
 )

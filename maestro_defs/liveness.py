@@ -44,10 +44,3 @@ def dead_runs_sensor() -> dg.SensorDefinition:
         )
 
     return maestro_dead_runs
-
-
-def reserved_sensor_names() -> dict[str, str]:
-    """Names a workflow's jobs and schedules may not take: the code location's own sensors."""
-    from maestro_defs.gate import SENSOR_NAME as GATE_SENSOR_NAME
-
-    return {GATE_SENSOR_NAME: "the policy gate sensor", SENSOR_NAME: "the dead-run sensor"}

@@ -10,8 +10,10 @@ from typing import Any
 import dagster as dg
 import yaml
 
+from maestro_defs import gate, liveness, saga
 from maestro_defs.gate import policy_gate_sensor
 from maestro_defs.liveness import dead_runs_sensor
+from maestro_defs.saga import saga_sensor
 from resources.defaults import default_resources
 from resources.policy.gate import GateWorkflow
 from yaml_compiler import Diagnostic, WorkflowCompileError, workflow_files_in
@@ -92,13 +94,24 @@ def build_definitions(
     gate = policy_gate_sensor(
         gate_workflows(workflows), [w.job for w in workflows], problems_by_file(loaded)
     )
+    sagas = {w.job.name: w.saga for w in workflows if w.saga is not None}
+    sensors = [gate, dead_runs_sensor()] + ([saga_sensor(sagas)] if sagas else [])
     return dg.Definitions(
-        jobs=[w.job for w in workflows],
+        jobs=[w.job for w in workflows] + list(sagas.values()),
         assets=[a for w in workflows for a in w.assets],
         schedules=[s for w in workflows for s in w.schedules],
-        sensors=[gate, dead_runs_sensor()],
+        sensors=sensors,
         resources=dict(resources) if resources is not None else default_resources(),
     )
+
+
+def reserved_sensor_names() -> dict[str, str]:
+    """Names a workflow's jobs and schedules may not take: the code location's own sensors."""
+    return {
+        gate.SENSOR_NAME: "the policy gate sensor",
+        liveness.SENSOR_NAME: "the dead-run sensor",
+        saga.SENSOR_NAME: "the saga sensor",
+    }
 
 
 def gate_workflows(workflows: Iterable[CompiledWorkflow]) -> dict[str, GateWorkflow]:

@@ -100,6 +100,10 @@ from dagster._core.storage.local_compute_log_manager import LocalComputeLogManag
 # Errors carried by events (a crashed step process, a step given up on).
 from dagster._utils.error import SerializableErrorInfo, serializable_error_info_from_exc_info
 
+# The job a stored run came from, rebuilt from its code origin (`maestro resume` and the saga
+# re-execute a run in this process, whichever code location or `maestro run` created it).
+from dagster._utils.hosted_user_process import recon_job_from_origin
+
 # Dagster's own test of a cron string (5 fields, no February 30th...).
 from dagster._utils.schedules import is_valid_cron_string
 
@@ -223,6 +227,7 @@ __all__ = [
     "job_snapshot_nodes",
     "next_pool_claim_check",
     "next_retry_due",
+    "recon_job_from_origin",
     "retry_pool_claims_now",
     "serializable_error_info_from_exc_info",
     "step_context_on_loop",

@@ -15,3 +15,5 @@ TRACEPARENT_TAG = "maestro/traceparent"
 """The W3C traceparent of the run's root span (docs/observability.md): steps in any process
 parent their spans to it. Set when tracing is on; a run without it derives the same context."""
 DEFAULT_TENANT = "default"
+COMPENSATES_TAG = "maestro/compensates"
+"""On a saga run (`<workflow>__compensate`): the id of the failed run it compensates."""

@@ -92,6 +92,8 @@ class PlannedStep:
     """A for_each step's limit on items running at once."""
     isolation: str = "thread"
     """`process`: the step runs in a process of its own."""
+    compensate_self: bool = False
+    """Its compensation also runs when the step itself fails (on_failure: compensate)."""
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -195,9 +197,10 @@ def _step_dict(step: PlannedStep) -> dict[str, Any]:
         "for_each": step.for_each,
         "retry": step.retry.model_dump(mode="json") if step.retry else None,
         "timeout": _duration(step.timeout),
-        "compensation": step.compensation.model_dump(mode="json", by_alias=True)
+        "compensation": step.compensation.model_dump(mode="json", by_alias=True, exclude_none=True)
         if step.compensation
         else None,
+        "compensate_self": step.compensate_self,
         "resources": step.resources.model_dump(mode="json", exclude_none=True)
         if step.resources
         else None,
@@ -318,7 +321,15 @@ def plan_workflow(
         _check_templates(draft, spec, by_id, doc, problems)
         _check_depends_on(draft, by_id, doc, problems)
         if draft.spec.compensation is not None:
-            _check_compensation(draft, registry, doc, problems)
+            _check_compensation(draft, spec, registry, doc, problems)
+        elif draft.spec.compensate_self:
+            problems.append(
+                doc.diagnostic(
+                    (*draft.path, "compensate_self"),
+                    "compensate_self runs the step's compensation when it fails: give the "
+                    "step a compensation: {run, with}",
+                )
+            )
         _check_execution(draft, spec, doc, problems)
     _check_outputs(drafts, spec, doc, problems)
     _check_schedules(spec, doc, problems, cron_check)
@@ -632,12 +643,39 @@ def _check_execution(
         )
 
 
+COMPENSATION_SCOPES = ("step", "failure", "params", "run", "secrets")
+"""What a compensation's templates may read: the original step (`step.id`, `step.params`,
+`step.output`), the failure (`failure.step`, `failure.kind`, `failure.message`), and the run's
+params, run info and declared secrets."""
+
+
 def _check_compensation(
-    draft: _Draft, registry: PluginCatalog, doc: SourceDocument, problems: list[Diagnostic]
+    draft: _Draft,
+    spec: WorkflowSpec,
+    registry: PluginCatalog,
+    doc: SourceDocument,
+    problems: list[Diagnostic],
 ) -> None:
     compensation = draft.spec.compensation
     assert compensation is not None
     path = (*draft.path, "compensation")
+    for where, text, _ in _walk_templates(compensation.with_, (*path, "with")):
+        refs = analyse_template(text)
+        for problem in refs.problems:
+            if not problem.startswith("unknown name") and not problem.startswith("read a step"):
+                problems.append(doc.diagnostic(where, problem))
+        for name in sorted(refs.scopes - set(COMPENSATION_SCOPES)):
+            problems.append(
+                doc.diagnostic(
+                    where,
+                    f"unknown name {name!r} in a compensation template: use one of "
+                    f"{', '.join(COMPENSATION_SCOPES)} (step.output is the step's own output)",
+                )
+            )
+        for name in sorted(refs.params - set(spec.params)):
+            problems.append(doc.diagnostic(where, f"unknown param {name!r}"))
+        for name in sorted(refs.secrets - set(spec.secrets)):
+            problems.append(doc.diagnostic(where, f"secret {name!r} is not declared under secrets"))
     plugin = registry.get(compensation.run)
     if plugin is None:
         problems.append(
@@ -833,4 +871,5 @@ def _planned(
         has_independent_peers=has_independent_peers,
         max_parallel=step.max_parallel,
         isolation=step.isolation,
+        compensate_self=step.compensate_self,
     )

@@ -187,10 +187,14 @@ class RetrySpec(_Model):
 
 
 class CompensationSpec(_Model):
-    """The step that undoes this one when the workflow fails with `on_failure: compensate`."""
+    """The step that undoes this one when the workflow fails with `on_failure: compensate`.
+
+    Its templates see `step` (the original step's `id`, resolved `params` and `output`),
+    `failure` (`step`, `kind`, `message`), `params`, `run` and `secrets`."""
 
     run: str
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    retry: RetrySpec | None = Field(None, description="The compensation's own retry policy.")
 
     @model_validator(mode="before")
     @classmethod
@@ -301,6 +305,11 @@ class StepSpec(_Model):
     retry: RetrySpec | None = None
     timeout: StepTimeout | None = None
     compensation: CompensationSpec | None = None
+    compensate_self: bool = Field(
+        False,
+        description="Run this step's compensation when the step itself fails (it may have "
+        "partly applied); otherwise only completed steps are compensated.",
+    )
     resources: ResourcesSpec | None = None
     pool: str | None = None
     max_parallel: int | None = Field(

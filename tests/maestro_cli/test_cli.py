@@ -688,6 +688,23 @@ def test_validate_a_folder_checks_names_across_files_like_the_code_location(
     assert "ok: flows/a.yaml" in result.stdout and "flows/c.yaml" not in result.stdout
 
 
+@pytest.mark.parametrize("sensor", ["maestro_policy_gate", "maestro_dead_runs", "maestro_saga"])
+def test_validate_refuses_a_schedule_named_like_one_of_the_code_locations_sensors(
+    maestro: Maestro, write: Callable[[str, str], Path], sensor: str
+) -> None:
+    """Schedules and sensors share one namespace in Dagster."""
+    write(
+        "flows/a.yaml",
+        f"name: a\nschedule:\n  - {{name: {sensor}, cron: '0 3 * * *'}}\n"
+        "steps:\n  - {id: s, run: echo}\n",
+    )
+    result = maestro("validate", "flows")
+    assert result.returncode == 1
+    assert f"flows/a.yaml:3:5: schedule[0]: schedule '{sensor}' is already defined by the" in (
+        result.stderr
+    )
+
+
 def test_init_into_the_code_locations_workflows_folder(maestro: Maestro, tmp_path: Path) -> None:
     folder = tmp_path / "location"
     result = maestro(

@@ -36,3 +36,22 @@ def reconstructable_workflow(
         reconstructable_kwargs=kwargs,
         reconstructor_working_directory=str(PROJECT_ROOT),  # step processes import `tests`
     )
+
+
+def saga_job(path: str, location: str) -> dg.JobDefinition:
+    """The workflow's `<job>__compensate`, with the same artifact store."""
+    workflow = compile_file(path)
+    assert workflow.saga is not None, path
+    defs = dg.Definitions(
+        jobs=[workflow.saga], resources={"io_manager": ArtifactsIOManager(location=location)}
+    )
+    return defs.resolve_job_def(workflow.saga.name)
+
+
+def reconstructable_saga(path: str, location: str) -> dg.ReconstructableJob:
+    return dg.build_reconstructable_job(
+        __name__,
+        "saga_job",
+        reconstructable_kwargs={"path": path, "location": location},
+        reconstructor_working_directory=str(PROJECT_ROOT),
+    )

@@ -331,6 +331,46 @@ def test_compensation_plugin_and_params_are_checked() -> None:
     ]
 
 
+def test_compensation_retry_is_checked_with_the_spec() -> None:
+    assert errors(
+        """
+        name: x
+        on_failure: compensate
+        steps:
+          - run: echo
+            compensation: {run: echo, retry: {max_attempts: 0}}
+        """
+    ) == [
+        "wf.yaml:5:39: steps[0].compensation.retry.max_attempts: Input should be greater "
+        "than or equal to 1"
+    ]
+
+
+def test_compensation_templates_and_compensate_self_are_checked() -> None:
+    assert errors(
+        """
+        name: x
+        on_failure: compensate
+        steps:
+          - id: a
+            run: echo
+            compensate_self: true
+          - id: b
+            run: echo
+            compensation:
+              run: echo
+              with: {x: "{{ steps.a.output }}", y: "{{ step.output.id }} {{ params.nope }}"}
+        """
+    ) == [
+        "wf.yaml:6:5: steps[0].compensate_self: compensate_self runs the step's compensation "
+        "when it fails: give the step a compensation: {run, with}",
+        "wf.yaml:11:14: steps[1].compensation.with.x: unknown name 'steps' in a compensation "
+        "template: use one of step, failure, params, run, secrets (step.output is the step's "
+        "own output)",
+        "wf.yaml:11:41: steps[1].compensation.with.y: unknown param 'nope'",
+    ]
+
+
 # ---------------------------------------------------------------- dependencies
 
 

@@ -15,6 +15,7 @@ from yaml_compiler.backend.assets import build_asset_specs
 from yaml_compiler.backend.deployment import DEFAULT_SETTINGS, DeploymentSettings
 from yaml_compiler.backend.job import build_job
 from yaml_compiler.backend.policy_summary import workflow_summary
+from yaml_compiler.backend.saga import build_saga_job
 from yaml_compiler.backend.schedules import build_schedules, schedule_problems
 from yaml_compiler.compiler import cyclic_gc_paused, load_plan, plan_text, read_workflow_file
 from yaml_compiler.diagnostics import Diagnostic, WorkflowCompileError
@@ -31,6 +32,9 @@ class CompiledWorkflow:
     """Declared outputs as external assets: lineage in the UI, materialised by the job's ops."""
     summary: Mapping[str, Any] = field(default_factory=dict)
     """What `maestro.workflow` is asked about this workflow (the gate sensor uses it)."""
+    saga: dg.JobDefinition | None = None
+    """`<job>__compensate` (on_failure: compensate with compensations), launched by the saga
+    sensor for each failed or canceled run."""
 
 
 def compile_plan(
@@ -60,11 +64,13 @@ def compile_plan(
                 deployment=deployment,
             )
             schedules = tuple(build_schedules(plan, job, deployment.schedules_running))
+            saga = build_saga_job(plan, registry, resources=resources)
         except dg.DagsterError as exc:
             raise WorkflowCompileError(
                 [plan.diagnostic((), f"cannot build the Dagster job: {exc}")]
             ) from None
-        return CompiledWorkflow(plan, job, schedules, tuple(build_asset_specs(plan)), summary)
+        assets = tuple(build_asset_specs(plan))
+        return CompiledWorkflow(plan, job, schedules, assets, summary, saga)
 
 
 def compile_text(

@@ -9,6 +9,7 @@ set from `retry_on`, so Dagster's RetryPolicy retries only what is worth it.
 from __future__ import annotations
 
 import contextvars
+import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -159,8 +160,23 @@ def _watch(worker: threading.Thread, ctx: StepContext) -> str | None:
             return "cancelled"
 
 
+PARAMS_METADATA = "maestro/params"
+"""Output (and failure) metadata: the step's rendered params, secrets masked; what its
+compensation reads as `step.params`."""
+
+
+def params_metadata(params: Any, redact: Redactor) -> dg.MetadataValue:
+    """The rendered params as JSON metadata, every secret value masked."""
+    dumped = params.model_dump(mode="json") if hasattr(params, "model_dump") else params
+    return dg.MetadataValue.json(json.loads(redact(json.dumps(dumped, default=str))))
+
+
 def step_failure(
-    runtime: StepRuntime, error: BaseException, redact: Redactor, cost_usd: float = 0.0
+    runtime: StepRuntime,
+    error: BaseException,
+    redact: Redactor,
+    cost_usd: float = 0.0,
+    params: Any = None,
 ) -> dg.Failure:
     """The Dagster failure of a step: kind, retryability, and where the step is in the YAML."""
     kind = getattr(error, "kind", "plugin_error")
@@ -179,6 +195,8 @@ def step_failure(
             metadata[key] = redact(value) if isinstance(value, str) else value
     if cost_usd:
         metadata["cost_usd"] = cost_usd  # spent before failing: still counts against the budget
+    if params is not None:
+        metadata[PARAMS_METADATA] = params_metadata(params, redact)
     return dg.Failure(
         description=f"step {runtime.step.id!r} failed ({kind}): {message} (at {runtime.where})",
         metadata=metadata,
@@ -195,6 +213,8 @@ class StepResult:
     policy_version: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     """What the plugin reported for the output event, and the hashes of its stored files."""
+    params: Any = None
+    """The rendered params the plugin was called with."""
 
 
 def execute_step(
@@ -210,6 +230,7 @@ def execute_step(
     """
     redact = Redactor(tuple(runtime.workflow.secrets))
     step_context: StepContext | None = None
+    params: Any = None
     policy: PolicyEngineResource = getattr(context.resources, POLICY_RESOURCE)
     try:
         enforce.admit_run(context, policy, runtime.ref, runtime.workflow_summary)
@@ -271,12 +292,14 @@ def execute_step(
             policy_decision_id=decision_id,
             policy_version=decision.policy_version,
             metadata=metadata,
+            params=params,
         )
     except dg.Failure:
         raise
     except Exception as exc:
         spent = step_context.cost_usd if step_context is not None else 0.0
-        raise step_failure(runtime, exc, redact, cost_usd=spent) from None
+        undo = params if runtime.step.compensation is not None else None
+        raise step_failure(runtime, exc, redact, cost_usd=spent, params=undo) from None
     finally:
         if step_context is not None:
             step_context.finish()

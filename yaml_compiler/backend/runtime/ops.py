@@ -1,7 +1,10 @@
 """The compute functions of a workflow's ops: a plain step, and for_each's three parts.
 
 Skips travel as data: a skipped step still emits `result` (a skip marker), so later stages
-run. A failed or stopped step emits nothing, and Dagster skips everything downstream of it.
+run. A failed step emits nothing, and Dagster skips everything downstream of it. A step that
+`on_failure: stop` keeps from starting fails too (error kind `not_started`, never retried): it
+did not do its work, so it must not be recorded as succeeded, and re-execution from failure
+runs it.
 
 No `from __future__ import annotations` here: Dagster reads the compute functions'
 `context` annotation at definition time and needs the real class, not a string.
@@ -13,14 +16,21 @@ from typing import Any
 import dagster as dg
 
 from resources.sentinels import SENTINEL_KEY, is_skipped, skip_marker
-from yaml_compiler.backend.runtime.execute import StepResult, execute_step, step_failure
+from yaml_compiler.backend.runtime.execute import (
+    PARAMS_METADATA,
+    StepResult,
+    execute_step,
+    params_metadata,
+    step_failure,
+)
 from yaml_compiler.backend.runtime.redaction import Redactor, redact_value
 from yaml_compiler.backend.runtime.scope import condition_holds, for_each_items, template_context
 from yaml_compiler.backend.runtime.spans import traced
 from yaml_compiler.backend.runtime.step import StepRuntime
 
 EMPTY = {SENTINEL_KEY: "empty"}  # a for_each over an empty list: still collects, to []
-STOPPED = {SENTINEL_KEY: "stopped"}  # an item not started after a failure (on_failure: stop)
+NOT_STARTED = "not_started"
+"""The error kind of a step that `on_failure: stop` did not start (failure metadata)."""
 
 OpBody = Callable[[dg.OpExecutionContext, Mapping[str, Any]], Iterator[Any]]
 
@@ -33,18 +43,23 @@ def run_has_failed(context: dg.OpExecutionContext) -> bool:
     return bool(records)
 
 
-def _stopped(
+def _stop_if_failed(
     context: dg.OpExecutionContext, runtime: StepRuntime, *, has_peers: bool | None = None
-) -> bool:
+) -> None:
     """`on_failure: stop`: a step that another may run beside does not start after a failure
-    (for the others every earlier failure is upstream, and Dagster already skips them)."""
+    (for the others every earlier failure is upstream, and Dagster already skips them). It
+    fails, without retries, as `not_started`: a success would hide that it never ran, and
+    Dagster's re-execution from failure would then leave it out."""
     peers = runtime.step.has_independent_peers if has_peers is None else has_peers
     if runtime.workflow.on_failure == "stop" and peers and run_has_failed(context):
-        context.log.info(
-            f"not starting step {runtime.step.id!r}: an earlier step failed (on_failure: stop)"
+        step_id = runtime.step.id
+        message = f"not starting step {step_id!r}: an earlier step failed (on_failure: stop)"
+        context.log.info(message)
+        raise dg.Failure(
+            description=message,
+            metadata={"error_kind": NOT_STARTED, "step_id": runtime.step.id, "retryable": False},
+            allow_retries=False,
         )
-        return True
-    return False
 
 
 def _upstream(runtime: StepRuntime, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,6 +96,9 @@ def _output_metadata(
     }
     if result.cost_usd:
         metadata["cost_usd"] = result.cost_usd
+    if result.params is not None and runtime.step.compensation is not None:
+        redact = Redactor(tuple(runtime.workflow.secrets))
+        metadata[PARAMS_METADATA] = params_metadata(result.params, redact)
     if result.policy_decision_id:
         metadata["policy_decision_id"] = result.policy_decision_id
         metadata["policy_version"] = result.policy_version
@@ -91,8 +109,7 @@ def step_body(runtime: StepRuntime) -> OpBody:
     """The compute function of a plain step op."""
 
     def compute(context: dg.OpExecutionContext, inputs: Mapping[str, Any]) -> Iterator[Any]:
-        if _stopped(context, runtime):
-            return
+        _stop_if_failed(context, runtime)
         skipped_by = _skipped_upstream(runtime, inputs)
         if skipped_by is not None:
             yield _skipped(context, runtime, f"upstream step {skipped_by!r} was skipped")
@@ -112,8 +129,7 @@ def fanout_body(runtime: StepRuntime) -> OpBody:
     """for_each, part 1: evaluate `when` and the list, emit one dynamic output per item."""
 
     def compute(context: dg.OpExecutionContext, inputs: Mapping[str, Any]) -> Iterator[Any]:
-        if _stopped(context, runtime):
-            return
+        _stop_if_failed(context, runtime)
         skipped_by = _skipped_upstream(runtime, inputs)
         reason = f"upstream step {skipped_by!r} was skipped" if skipped_by else None
         redact = Redactor(tuple(runtime.workflow.secrets))
@@ -153,9 +169,7 @@ def mapped_body(runtime: StepRuntime) -> OpBody:
         if SENTINEL_KEY in item:
             yield dg.Output(item, "result")
             return
-        if _stopped(context, runtime, has_peers=True):  # the other items are its peers
-            yield dg.Output(STOPPED, "result", metadata={"skipped": "an earlier step failed"})
-            return
+        _stop_if_failed(context, runtime, has_peers=True)  # the other items are its peers
         result = execute_step(
             context, runtime, _upstream(runtime, inputs), item=item, check_when=False
         )
@@ -173,8 +187,6 @@ def collect_body(runtime: StepRuntime) -> OpBody:
 
     def compute(context: dg.OpExecutionContext, inputs: Mapping[str, Any]) -> Iterator[Any]:
         results = inputs["results"]
-        if STOPPED in results:
-            return  # on_failure: stop ended the fan-out: no output, so nothing downstream runs
         skipped = next((r for r in results if is_skipped(r)), None)
         if skipped is not None:
             yield dg.Output(skipped, "result", metadata={"skipped": skipped["reason"]})
