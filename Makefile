@@ -47,5 +47,5 @@ bench: install
 	$(PY) bench/scrape.py
 	$(PY) bench/metrics.py
 	$(PY) bench/tracing.py
-	$(PY) bench/queue.py
+	$(PY) bench/run_queue.py
 	$(PY) bench/saga.py

@@ -16,21 +16,13 @@ import statistics
 import sys
 import time
 
-# bench/queue.py would shadow the standard library's `queue` that the OTLP exporter's urllib3
-# needs: load the real one before this folder is searched.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-import queue  # noqa: E402, F401
+import dagster as dg
+from _common import fmt_row, noise_note, verdict
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from overhead import STEPS, run_on_executor
 
-sys.path.insert(0, _HERE)
-
-import dagster as dg  # noqa: E402
-from _common import fmt_row, noise_note, verdict  # noqa: E402
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from overhead import STEPS, run_on_executor  # noqa: E402
-
-from resources.observability import tracing  # noqa: E402
+from resources.observability import tracing
 
 REPEATS = int(os.environ.get("BENCH_TRACING_REPEATS", "7"))
 TARGET = 1.05

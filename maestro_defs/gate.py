@@ -14,7 +14,7 @@ SENSOR_NAME = "maestro_policy_gate"
 GATE_INTERVAL_S = 1
 """As often as the daemon evaluates sensors at all (its loop runs every ~5 s): a submitted
 request waits for one such loop, then for the run queue (dequeue_interval_seconds: 1). With the
-former 15 s, `maestro submit` to run start took 11-26 s; bench/queue.py measures both."""
+former 15 s, `maestro submit` to run start took 11-26 s; bench/run_queue.py measures both."""
 GATE_INTERVAL_ENV = "MAESTRO_GATE_INTERVAL_S"
 
 

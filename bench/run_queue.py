@@ -9,29 +9,24 @@
    measured with this tree's settings (gate sensor interval 1 s, dequeue every 1 s) and, side by
    side in the same run, with the former ones (15 s, Dagster's default 5 s).
 
-    .venv/bin/python bench/queue.py            # ~10 min on 2 cores
-    BENCH_QUEUE_RUNS=50 BENCH_SUBMITS=8 .venv/bin/python bench/queue.py   # a quick look
+    .venv/bin/python bench/run_queue.py            # ~10 min on 2 cores
+    BENCH_QUEUE_RUNS=50 BENCH_SUBMITS=8 .venv/bin/python bench/run_queue.py   # a quick look
 
 Needs PostgreSQL on 127.0.0.1:5432 (trust auth, as the tests); creates and drops its database.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# This file is named queue.py: drop its folder from the import path first, so `import queue`
-# (urllib3, dagster-pipes) finds the standard library's module, not this script.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -190,7 +185,7 @@ def stack_run(dequeue_s: int, gate_s: int, with_throughput: bool, submits: int) 
 
 def main() -> None:
     print(
-        f"bench/queue.py: {RUNS} no-op runs, max_concurrent_runs {MAX_CONCURRENT}; "
+        f"bench/run_queue.py: {RUNS} no-op runs, max_concurrent_runs {MAX_CONCURRENT}; "
         f"{SUBMITS} + {BASELINE_SUBMITS} maestro submit; {os.cpu_count()} cores, load {loadavg()}"
     )
     now = stack_run(dequeue_s=1, gate_s=1, with_throughput=True, submits=SUBMITS)
