@@ -222,10 +222,10 @@ def expected() -> dict[Path, dict[str, str]]:
     return {LOCK: locked_versions(), DEV_LOCK: dev_versions(), PIP_LOCK: pip_versions()}
 
 
-def check() -> list[str]:
+def check(locks: dict[Path, dict[str, str]] | None = None) -> list[str]:
     """Offline: each lock pins exactly the venv's versions, every pin with a sha256."""
     problems = []
-    for path, pins in expected().items():
+    for path, pins in (expected() if locks is None else locks).items():
         if not path.exists():
             problems.append(f"{path} is missing")
             continue
