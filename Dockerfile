@@ -1,9 +1,10 @@
 # The user-code image of a Maestro deployment: the code location (maestro_defs) served by
 # `dagster api grpc`, also the image of every run and step pod (helm-values.yaml).
 #   docker build -t ghcr.io/maestro/maestro-dagster:0.1.0 .
-# Dependencies are installed with deploy/requirements.lock as constraints: the versions the test
-# suite ran with (`python deploy/lock.py` rewrites it). No secret is baked in: LLM keys, the S3
-# credentials and the OPA token come from Kubernetes secrets at run time (envSecrets).
+# Dependencies are installed hash-checked from deploy/requirements.lock: the versions the test
+# suite ran with, each with the sha256 of its files (`python deploy/lock.py` rewrites it).
+# No secret is baked in: LLM keys, the S3 credentials and the OPA token come from Kubernetes
+# secrets at run time (envSecrets).
 FROM python:3.11.7-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -24,7 +25,7 @@ WORKDIR /opt/maestro
 
 # Dependencies first (a layer that changes only with the lock), then the project itself.
 COPY deploy/requirements.lock deploy/requirements.lock
-RUN pip install --requirement deploy/requirements.lock
+RUN pip install --require-hashes --requirement deploy/requirements.lock
 
 COPY pyproject.toml README.md workspace.yaml ./
 COPY maestro_common maestro_common
@@ -35,8 +36,9 @@ COPY maestro_cli maestro_cli
 COPY policies policies
 COPY workflows workflows
 # Editable, so the code location finds workflows/ and policies/ beside it as in the repository;
-# --no-deps: everything it needs came from the lock above.
-RUN pip install --no-deps --constraint deploy/requirements.lock --editable . \
+# --no-deps: everything it needs came from the lock above (a hashed lock as constraints would
+# demand a hash of the editable project, which has none).
+RUN pip install --no-deps --editable . \
     && python -c "import maestro_defs.definitions"
 
 USER 10001:10001

@@ -7,10 +7,13 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 
 .PHONY: install demo test lint dev bench services
 
-$(VENV)/.installed: pyproject.toml
+# Hash-checked: every package (pip included) is pinned in deploy/*.lock with the sha256 of its
+# files, so pip refuses any other version or file (deploy/lock.py writes the locks).
+$(VENV)/.installed: pyproject.toml deploy/requirements.lock deploy/requirements-dev.lock deploy/requirements-pip.lock
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r deploy/requirements-pip.lock
+	$(PY) -m pip install --quiet --require-hashes -r deploy/requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed

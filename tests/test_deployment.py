@@ -483,8 +483,11 @@ def test_the_dockerfile_installs_the_lock_runs_as_non_root_and_serves_the_code_l
     assert re.fullmatch(r"FROM python:3\.11\.\d+-slim-\w+", base)  # a pinned patch release
     assert "COPY deploy/requirements.lock deploy/requirements.lock" in lines
     installs = [line for line in lines if "pip install" in line]
-    assert any("--requirement deploy/requirements.lock" in line for line in installs)
-    assert all("requirements.lock" in line for line in installs)  # nothing unpinned
+    assert any(
+        "--require-hashes --requirement deploy/requirements.lock" in line for line in installs
+    )
+    # nothing unpinned: the project itself comes without its dependencies
+    assert all("requirements.lock" in line or "--no-deps" in line for line in installs)
     users = [line for line in lines if line.startswith("USER ")]
     assert users and users[-1].split()[1].split(":")[0] not in ("root", "0")
     assert lines.index(users[-1]) > max(lines.index(line) for line in installs)
@@ -506,12 +509,7 @@ def test_the_lock_pins_the_dagster_set_and_satisfies_pyproject() -> None:
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
-    lock = {}
-    for line in (PROJECT_ROOT / "deploy" / "requirements.lock").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, pinned = line.partition("==")
-            assert pinned, f"not pinned: {line}"
-            lock[canonicalize_name(name)] = pinned
+    lock = {name: pinned for name, (pinned, _) in _lock(LOCKS[0]).items()}
     for package, expected in PINS.items():
         assert lock[package] == expected
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
@@ -521,6 +519,150 @@ def test_the_lock_pins_the_dagster_set_and_satisfies_pyproject() -> None:
         assert name in lock, f"{name} is not in the lock"
         assert requirement.specifier.contains(lock[name], prereleases=True), (text, lock[name])
     assert "pytest" not in lock and "ruff" not in lock  # runtime only
+
+
+LOCKS = [
+    PROJECT_ROOT / "deploy" / name
+    for name in ("requirements.lock", "requirements-dev.lock", "requirements-pip.lock")
+]
+MALICIOUS_LITELLM = ["1.82.7", "1.82.8"]
+
+
+def _lock_module() -> Any:
+    """deploy/lock.py (a script, not a package), loaded by path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("maestro_lock", PROJECT_ROOT / "deploy/lock.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _lock(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, sha256 hashes), every requirement line checked to be an exact pin."""
+    text = path.read_text().replace("\\\n", " ")
+    pins = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#") or line == "-r requirements.lock":
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)==(\S+)((?:\s+--hash=sha256:[0-9a-f]{64})+)", line)
+        assert match, f"{path.name}: not an exact pin with sha256 hashes: {line[:120]}"
+        pins[match[1]] = (match[2], re.findall(r"sha256:([0-9a-f]{64})", match[3]))
+    return pins
+
+
+def test_every_pin_of_the_locks_carries_sha256_hashes_and_the_locks_match_the_venv() -> None:
+    runtime, dev, pip = (_lock(path) for path in LOCKS)
+    assert len(runtime) > 100 and {"pytest", "ruff", "mypy"} <= set(dev) and set(pip) == {"pip"}
+    assert not set(runtime) & set(dev)  # the dev lock adds to the runtime lock, never re-pins
+    assert "-r requirements.lock" in LOCKS[1].read_text().splitlines()
+    for pins in (runtime, dev, pip):
+        for name, (_, hashes) in pins.items():
+            assert hashes and len(set(hashes)) == len(hashes), name
+    assert _lock_module().check() == []  # offline: the pins are the installed versions
+
+
+def test_lock_check_fails_on_a_changed_pin_or_a_missing_hash(tmp_path: Path) -> None:
+    lock = _lock_module()
+    text = LOCKS[0].read_text()
+    stale = tmp_path / "stale.lock"
+    stale.write_text(text.replace("litellm==1.110.2", "litellm==1.82.7"))
+    unhashed = tmp_path / "unhashed.lock"
+    unhashed.write_text(
+        re.sub(r"(?m)^(jinja2==\S+) \\\n(    --hash=\S+ \\\n)*    --hash=\S+", r"\1", text)
+    )
+    assert "jinja2==3.1.6\n" in unhashed.read_text()
+    for path, problem in ((stale, "pins differ"), (unhashed, "jinja2 has no hash")):
+        assert lock.check({LOCKS[0]: lock.locked_versions()}) == []  # the control
+        assert any(problem in line for line in lock.check({path: lock.locked_versions()})), problem
+
+
+def test_litellm_is_pinned_past_the_malicious_releases_everywhere() -> None:
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    assert "litellm==1.110.2" in project["dependencies"]
+    runtime = _lock(LOCKS[0])
+    assert runtime["litellm"][0] == "1.110.2" and runtime["litellm"][1]
+    assert "litellm" not in _lock(LOCKS[1])  # the dev lock takes it from the runtime lock
+    for path in LOCKS:
+        for bad in MALICIOUS_LITELLM:
+            assert f"litellm=={bad}" not in path.read_text()
+
+
+def _fake_wheel(folder: Path, name: str, version: str) -> Path:
+    """A minimal, installable wheel: what a malicious upload would look like to pip."""
+    import zipfile
+
+    folder.mkdir(exist_ok=True)
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    info = f"{name}-{version}.dist-info"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(f"{name}/__init__.py", "CANARY = True\n")
+        archive.writestr(
+            f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        )
+        archive.writestr(
+            f"{info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        archive.writestr(f"{info}/RECORD", "")
+    return wheel
+
+
+def _pip(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""}
+    return subprocess.run(
+        [sys.executable, "-m", "pip", *args, "--no-index", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("bad", MALICIOUS_LITELLM)
+def test_the_lock_cannot_resolve_a_malicious_litellm(tmp_path: Path, bad: str) -> None:
+    # A find-links folder offering the malicious version (offline: no index is read).
+    links = tmp_path / "links"
+    _fake_wheel(links, "litellm", bad)
+    request = ["install", "--dry-run", "--no-deps", "--find-links", str(links), f"litellm=={bad}"]
+    assert _pip(*request).returncode == 0  # without the lock pip would take it
+    refused = _pip(*request, "--constraint", str(LOCKS[0]))
+    assert refused.returncode != 0 and "ResolutionImpossible" in refused.stderr, refused.stderr
+    # Installing the lock itself never takes it either: only 1.110.2 is acceptable, and a
+    # file named like 1.110.2 that is not the published one fails its hash.
+    [block] = re.findall(r"(?m)^litellm==.*(?:\n    .*)*", LOCKS[0].read_text())
+    requirements = tmp_path / "litellm.lock"
+    requirements.write_text(block + "\n")
+    _fake_wheel(links, "litellm", "1.110.2")
+    tampered = _pip(
+        "download",
+        "--no-deps",
+        "--require-hashes",
+        "--find-links",
+        str(links),
+        "--dest",
+        str(tmp_path / "out"),
+        "--requirement",
+        str(requirements),
+    )
+    assert tampered.returncode != 0 and "DO NOT MATCH THE HASHES" in tampered.stderr, (
+        tampered.stderr
+    )
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_make_install_is_hash_checked() -> None:
+    text = (PROJECT_ROOT / "Makefile").read_text()
+    recipe = text.split("$(VENV)/.installed:", 1)[1].split("\n\n", 1)[0]
+    installs = [line.strip() for line in recipe.splitlines() if "pip install" in line]
+    assert installs[:2] == [
+        "$(PY) -m pip install --quiet --require-hashes -r deploy/requirements-pip.lock",
+        "$(PY) -m pip install --quiet --require-hashes -r deploy/requirements-dev.lock",
+    ]
+    # the project itself, without dependencies: nothing unhashed comes in through it
+    assert installs[2:] == ["$(PY) -m pip install --quiet --no-deps -e ."]
+    assert "--upgrade" not in recipe and "[dev]" not in recipe
 
 
 def _dagster_dev_output(cwd: Path, home: Path, until: str, timeout: float = 180) -> str:
