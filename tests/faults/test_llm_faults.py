@@ -4,7 +4,6 @@ cause, within its timeout, and the cost ledger holds only what successful attemp
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -127,19 +126,18 @@ def test_a_hung_openai_server_fails_within_the_step_timeout(
 ) -> None:
     """2 faults (two hung attempts), 1 run: each attempt ends at its 1 s timeout, not never."""
     server.fail_always("gpt", hang())
-    started = time.monotonic()
     result = run(
         write_workflow,
         instance,
         {"litellm": litellm(tmp_path, server)},
         workflow(attempts=2, timeout="1s"),
     )
-    elapsed = time.monotonic() - started
     assert not result.success
     message, metadata = failure(result, "ask")
     assert metadata["error_kind"] == "timeout", message
     assert server.attempts("gpt") == 2
-    assert elapsed < 60  # the server never answers: only the timeout can have ended the run
+    # The server never answers (until it stops, after the test): only the step's timeout can
+    # have ended these attempts.
     assert ledger(instance, result.run_id) == []
 
 
@@ -155,13 +153,14 @@ def test_retries_after_a_fault_charge_only_the_successful_attempt(
     instance: dg.DagsterInstance,
     fault: Failure,
 ) -> None:
-    """2 faults then a good answer, 1 run: the ledger and the run tag hold one call's cost."""
+    """2 faults then a good answer, 1 run: the ledger and the run tag hold one call's cost.
+    (5 s per attempt: a hung attempt ends there, a good one has room on a loaded machine.)"""
     server.fail("gpt", fault, fault)
     result = run(
         write_workflow,
         instance,
         {"litellm": litellm(tmp_path, server)},
-        workflow(attempts=3, timeout="2s"),
+        workflow(attempts=3, timeout="5s"),
     )
     assert result.success, failure(result, "ask")
     assert server.attempts("gpt") == 3
@@ -264,7 +263,7 @@ def test_ollama_retries_after_a_fault_charge_only_the_successful_attempt(
         write_workflow,
         instance,
         {"ollama": ollama_resource(ollama)},
-        ollama_workflow(attempts=3, timeout="2s"),
+        ollama_workflow(attempts=3, timeout="5s"),
     )
     assert result.success, failure(result, "local")
     assert result.output_for_node("local")["text"] == "small:3b says: tell me"
