@@ -28,6 +28,7 @@ from resources.plugins.base import (
     StepContext,
     StepError,
 )
+from resources.plugins.faults import describe
 from resources.plugins.json_output import parse_json_output
 from resources.plugins.prompts import (
     BUILTIN_DIR,
@@ -376,9 +377,13 @@ def run_generate(params: LiteLLMParams, ctx: StepContext) -> dict[str, Any]:
             client, params, messages, sampling, _timeout(params, ctx)
         )
     except Exception as exc:
-        error = ctx.redact(client.redact(str(exc)))
+        wire_kind, described = describe(exc, str(exc))
+        error = ctx.redact(client.redact(described))
         _trace_call(params, sampling, messages, called, None, exc, ctx)
-        raise StepError(error, kind=_error_kind(exc), model=params.model) from None
+        kind = _error_kind(exc)
+        if wire_kind is not None and kind in ("server_error", "plugin_error"):
+            kind = wire_kind  # litellm files a cut connection under InternalServerError
+        raise StepError(error, kind=kind, model=params.model) from None
     latency = round((time.perf_counter() - started) * 1000, 3)
     choice = response.choices[0]
     text = choice.message.content or ""

@@ -23,6 +23,7 @@ from maestro_common.values import PrepareError, is_template
 from resources.observability import tracing
 from resources.ollama_resource import OllamaResource, ServerModel, ServerState, full_name
 from resources.plugins.base import Plugin, PluginParams, StepContext, StepError
+from resources.plugins.faults import describe
 from resources.plugins.json_output import parse_json_output
 
 RESOURCE_KEY = "ollama"
@@ -180,10 +181,13 @@ def _generate(
     """(text, the final response with counts and durations, chunks received)."""
     if not params.stream:
         response = _request(client, kind, model, params)
+        _check_done(response, 1)
         return _piece(kind, response), response, 1
     parts: list[str] = []
     final: Any = None
+    received = 0
     for final in _request(client, kind, model, params):
+        received += 1
         if ctx.cancelled.is_set():
             raise StepError("cancelled while streaming", kind="timeout")
         piece = _piece(kind, final)
@@ -192,7 +196,22 @@ def _generate(
             sys.stdout.write(ctx.redact(piece))  # the compute log, token by token
             sys.stdout.flush()
     sys.stdout.write("\n")
+    _check_done(final, received)
     return "".join(parts), final, len(parts)
+
+
+class IncompleteAnswerError(Exception):
+    """The server's answer ended without its final message (`done: true`)."""
+
+
+def _check_done(final: Any, received: int) -> None:
+    """A stream cut at a message boundary ends without error: without the `done` message the
+    text is partial and the counts (and so the cost) are missing, so it is a failure."""
+    if final is None or not getattr(final, "done", False):
+        raise IncompleteAnswerError(
+            f"the answer ended before its final message (done: true) after {received} "
+            "message(s): the server or the connection stopped mid-answer"
+        )
 
 
 def _ms(nanoseconds: int | None) -> float | None:
@@ -249,6 +268,7 @@ def run_ollama(kind: OllamaKind, params: OllamaParams, ctx: StepContext) -> dict
             kind=kind_,
         )
     errors: list[str] = []
+    wire_kinds: set[str | None] = set()
     for choice in choices:
         ctx.log.info(f"ollama: {kind} with {choice.model} (expected placement: {choice.placement})")
         called = time.time_ns()
@@ -259,14 +279,18 @@ def run_ollama(kind: OllamaKind, params: OllamaParams, ctx: StepContext) -> dict
             raise
         except Exception as exc:  # ResponseError (missing, 500), connection errors
             _trace_call(kind, choice.model, called, None, exc, ctx)
-            errors.append(f"{choice.model}: {exc}")
-            ctx.log.warning(f"ollama: {choice.model} failed: {exc}")
+            wire_kind, described = describe(exc, str(exc))
+            wire_kinds.add(wire_kind)
+            errors.append(f"{choice.model}: {described}")
+            ctx.log.warning(f"ollama: {choice.model} failed: {described}")
             continue
         output = _output(resource, client, choice, candidates, params, text, final, chunks, ctx)
         _trace_call(kind, choice.model, called, output, None, ctx)
         return output
+    (only,) = wire_kinds if len(wire_kinds) == 1 else (None,)
     raise StepError(
-        "every Ollama model failed: " + "; ".join(errors + skipped), kind="server_error"
+        "every Ollama model failed: " + "; ".join(errors + skipped),
+        kind="connection" if only == "connection" else "server_error",
     )
 
 

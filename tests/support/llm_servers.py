@@ -4,6 +4,8 @@
 told to fail: 429 with Retry-After, 500, a slow answer (client timeout), a context-length error.
 `OllamaServer` answers `/api/chat` and `/api/generate` (NDJSON streaming), `/api/tags`,
 `/api/ps` (with configurable `size` / `size_vram`), `/api/show`, and 404 for missing models.
+Both can also misbehave the way real servers do under faults (`garbage`, `hang`, `dropped`,
+`truncated`, and `always` for a failure that never stops, such as 429 forever).
 Both count requests and record their bodies, so tests can prove a call was (not) made.
 `RecordingLog` is the step log the plugin tests read back.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,12 +51,20 @@ def _words(text: str) -> int:
 
 @dataclass
 class Failure:
-    """One programmed failure: an HTTP status with a body, or a delay before answering."""
+    """One programmed failure: an HTTP status with a body, or a delay before answering.
+
+    `raw` replaces the JSON body (garbage); `hang` never answers (until the server stops);
+    `drop` sends the response head and `raw` as the first part of a stream, then closes the
+    connection; `truncate` ends the stream cleanly after `raw`, without its final message."""
 
     status: int = 500
     body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    raw: bytes | None = None
+    hang: bool = False
+    drop: bool = False
+    truncate: bool = False
 
 
 class _Base:
@@ -62,6 +73,8 @@ class _Base:
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, body)
         self.failures: dict[str, list[Failure]] = {}  # model -> failures to return, in order
+        self.always: dict[str, Failure] = {}  # model -> the failure of every request
+        self.stopping = threading.Event()  # ends hanging requests when the server stops
         self.replies: dict[str, Reply] = {}
         self.delay = 0.0  # seconds each generation takes (concurrency tests)
         self.in_flight = 0
@@ -79,13 +92,23 @@ class _Base:
         """The next requests for `model` get these failures, one each, then normal answers."""
         self.failures.setdefault(model, []).extend(failures)
 
+    def fail_always(self, model: str, failure: Failure) -> None:
+        """Every request for `model` gets `failure`, for ever (429 forever, a hung server)."""
+        self.always[model] = failure
+
     def reply(self, model: str, reply: Reply) -> None:
         self.replies[model] = reply
+
+    def attempts(self, model: str) -> int:
+        """Generation requests made for `model` (whatever their answer)."""
+        return sum(1 for _, _, body in self.requests if body.get("model") == model)
 
     def _next_failure(self, model: str) -> Failure | None:
         with self._lock:
             queue = self.failures.get(model)
-            return queue.pop(0) if queue else None
+            if queue:
+                return queue.pop(0)
+            return self.always.get(model)
 
     def _text_for(self, model: str, body: dict[str, Any], prompt: str) -> str:
         reply = self.replies.get(model)
@@ -107,11 +130,13 @@ class _Base:
                 self.in_flight -= 1
 
     def start(self) -> _Base:
+        self.stopping.clear()
         self._server, self._thread = _serve(self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -189,16 +214,48 @@ def _end_chunks(request: Any) -> None:
     request.wfile.flush()
 
 
-def _apply_failure(request: Any, failure: Failure | None) -> bool:
+def _apply_failure(request: Any, failure: Failure | None, stopping: threading.Event) -> bool:
     """Send the failure's answer; True when the request is done (an error was sent)."""
     if failure is None:
         return False
+    if failure.hang:
+        stopping.wait()  # no answer, ever: only the client's timeout ends the wait
+        request.close_connection = True
+        return True
     if failure.delay:
         time.sleep(failure.delay)
+    if failure.drop or failure.truncate:
+        content_type = failure.headers.get("Content-Type", "application/json")
+        _send_chunked_start(request, content_type)
+        _send_chunk(request, failure.raw or b"")
+        if failure.truncate:
+            _end_chunks(request)
+        else:
+            request.connection.shutdown(socket.SHUT_RDWR)  # gone mid-stream
+        request.close_connection = True
+        return True
+    if failure.raw is not None:
+        request.send_response(failure.status)
+        for key, value in {"Content-Type": "application/json", **failure.headers}.items():
+            request.send_header(key, value)
+        request.send_header("Content-Length", str(len(failure.raw)))
+        request.end_headers()
+        request.wfile.write(failure.raw)
+        return True
     if failure.status == 200:
         return False  # only a delay
     send_json(request, failure.status, failure.body, failure.headers)
     return True
+
+
+def garbage(body: bytes = b"<html><body>502 Bad Gateway</body></html>") -> Failure:
+    """A 200 whose body is not JSON (a proxy's error page)."""
+    return Failure(200, raw=body)
+
+
+def hang() -> Failure:
+    """A server that accepts the request and never answers."""
+    return Failure(200, hang=True)
 
 
 # ---------------------------------------------------------------- OpenAI-compatible
@@ -235,6 +292,11 @@ def slow(seconds: float) -> Failure:
     return Failure(200, delay=seconds)
 
 
+def dropped() -> Failure:
+    """The connection closes halfway through the JSON answer."""
+    return Failure(200, raw=b'{"id": "chatcmpl-x", "object": "chat.comp', drop=True)
+
+
 class OpenAIServer(_Base):
     """`/v1/chat/completions` and `/v1/models`, as the OpenAI API answers them."""
 
@@ -259,7 +321,7 @@ class OpenAIServer(_Base):
             send_json(request, 404, {"error": {"message": f"no route {path}"}})
             return
         model = body.get("model", "")
-        if _apply_failure(request, self._next_failure(model)):
+        if _apply_failure(request, self._next_failure(model), self.stopping):
             return
         messages = body.get("messages") or []
         prompt_text = " ".join(str(m.get("content") or "") for m in messages)
@@ -370,6 +432,29 @@ class OllamaModel:
 MIB = 1024 * 1024
 
 
+def _ollama_line(model: str, text: str) -> bytes:
+    line = {
+        "model": model,
+        "created_at": "2026-11-25T00:00:00Z",
+        "message": {"role": "assistant", "content": text},
+        "response": text,
+        "done": False,
+    }
+    return (json.dumps(line) + "\n").encode()
+
+
+def ollama_dropped(model: str) -> Failure:
+    """An NDJSON stream that stops after its first token: the connection closes."""
+    headers = {"Content-Type": "application/x-ndjson"}
+    return Failure(200, headers=headers, raw=_ollama_line(model, "Once"), drop=True)
+
+
+def ollama_truncated(model: str) -> Failure:
+    """An NDJSON stream that ends cleanly after its first token, without its `done` line."""
+    headers = {"Content-Type": "application/x-ndjson"}
+    return Failure(200, headers=headers, raw=_ollama_line(model, "Once"), truncate=True)
+
+
 class OllamaServer(_Base):
     """The Ollama HTTP API: generation, model listing and the loaded-model view."""
 
@@ -469,7 +554,7 @@ class OllamaServer(_Base):
         if model is None:
             self._missing(request, name)
             return
-        if _apply_failure(request, self._next_failure(name)):
+        if _apply_failure(request, self._next_failure(name), self.stopping):
             return
         if chat:
             messages = body.get("messages") or []

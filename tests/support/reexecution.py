@@ -11,12 +11,17 @@ from __future__ import annotations
 import dagster as dg
 
 from resources.artifacts import ArtifactsIOManager
+from resources.policy.engine import PolicyEngineResource
 from tests.support.compiling import compile_file
 from tests.support.paths import PROJECT_ROOT
 
 
-def workflow_job(path: str, location: str, endpoint_url: str | None = None) -> dg.JobDefinition:
-    workflow = compile_file(path)
+def workflow_job(
+    path: str, location: str, endpoint_url: str | None = None, opa_url: str | None = None
+) -> dg.JobDefinition:
+    """`opa_url`: steps are checked by that OPA server (1 s timeout), not the embedded engine."""
+    policy = {"policy": PolicyEngineResource(opa_url=opa_url, timeout_s=1.0)} if opa_url else {}
+    workflow = compile_file(path, resources=policy)
     defs = dg.Definitions(
         jobs=[workflow.job],
         resources={
@@ -27,9 +32,11 @@ def workflow_job(path: str, location: str, endpoint_url: str | None = None) -> d
 
 
 def reconstructable_workflow(
-    path: str, location: str, endpoint_url: str | None = None
+    path: str, location: str, endpoint_url: str | None = None, opa_url: str | None = None
 ) -> dg.ReconstructableJob:
     kwargs = {"path": path, "location": location, "endpoint_url": endpoint_url}
+    if opa_url:
+        kwargs["opa_url"] = opa_url
     return dg.build_reconstructable_job(
         __name__,
         "workflow_job",

@@ -77,23 +77,27 @@ def weed_binary() -> str:
     return found
 
 
+def _weed_args(folder: Path, ports: dict[str, int]) -> list[str]:
+    return [
+        weed_binary(),
+        "mini",
+        f"-dir={folder / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-admin.ui=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        *(f"-{flag}={port}" for flag, port in ports.items()),
+    ]
+
+
 @contextlib.contextmanager
 def running_seaweedfs(data_dir: Path | None = None) -> Iterator[SeaweedS3]:
     """Start `weed mini` in a temp folder, wait for S3 to answer, stop it at the end."""
     with contextlib.ExitStack() as stack:
         folder = data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS)), strict=True))
-        args = [
-            weed_binary(),
-            "mini",
-            f"-dir={folder / 'data'}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            "-admin.ui=false",
-            "-s3.port.iceberg=0",
-            "-s3.port.lance=0",
-            *(f"-{flag}={port}" for flag, port in ports.items()),
-        ]
+        args = _weed_args(folder, ports)
         (folder / "data").mkdir(parents=True, exist_ok=True)
         log = (folder / "weed.log").open("wb")
         stack.callback(log.close)
@@ -108,3 +112,39 @@ def running_seaweedfs(data_dir: Path | None = None) -> Iterator[SeaweedS3]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+class RestartableSeaweedFS:
+    """`weed mini` that a test kills (SIGKILL, mid-request) and starts again on the same data
+    folder and the same ports, as an operator restarts a crashed server."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS)), strict=True))
+        self.endpoint_url = f"http://127.0.0.1:{self.ports['s3.port']}"
+        self.process: subprocess.Popen[bytes] | None = None
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> SeaweedS3:
+        with (self.folder / "weed.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                _weed_args(self.folder, self.ports), stdout=log, stderr=subprocess.STDOUT
+            )
+        return SeaweedS3(self.endpoint_url, self.process.pid)
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish what it was doing."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None

@@ -131,15 +131,34 @@ def store_file_outputs(
     entries: dict[str, dict[str, Any]] = {}
     for name, asset_key, path, media_type in found:  # every file is there: none half-stored
         shown = redact(str(path))
-        entry = writer.store_file_output(
-            context, name, asset_key, path, media_type, shown_path=shown
-        )
+        try:
+            entry = writer.store_file_output(
+                context, name, asset_key, path, media_type, shown_path=shown
+            )
+        except (StepError, StepConfigError, dg.Failure):
+            raise
+        except Exception as exc:  # the store is down or cut the upload: say so
+            raise StepError(
+                f"output {name!r}: could not store {shown} in the artifact store: "
+                f"{type(exc).__name__}: {redact(str(exc))} (nothing is kept under its "
+                "content key until the upload completes)",
+                kind="connection" if _unreachable(exc) else "plugin_error",
+                output=name,
+            ) from exc
         context.log.info(f"stored file output {name!r}: {shown} ({entry['size']} bytes)")
         if name in plugin_files:
             entry.pop("path", None)  # the plugin's scratch file: gone once the step finishes
         entries[name] = entry
     stored.update(entries)
     return stored, entries
+
+
+def _unreachable(error: BaseException) -> bool:
+    """A transport failure (refused, reset, timed out), as boto3 and the OS name them."""
+    names = {type(e).__name__ for e in (error, error.__cause__, error.__context__) if e}
+    return isinstance(error, (ConnectionError, TimeoutError)) or any(
+        "Connection" in n or "Timeout" in n for n in names
+    )
 
 
 def _check_file(step_id: str, name: str, path: Path, written: str) -> None:
