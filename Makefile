@@ -51,4 +51,5 @@ bench: install
 	$(PY) bench/metrics.py
 	$(PY) bench/tracing.py
 	$(PY) bench/run_queue.py
+	$(PY) bench/load.py
 	$(PY) bench/saga.py
