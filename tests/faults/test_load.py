@@ -27,5 +27,6 @@ def test_runs_under_tenant_limits_all_succeed_and_none_is_lost(
     assert report.step_successes == 120
     for tenant, limit in LIMITS.items():
         assert 1 <= report.peaks[tenant] <= limit, (tenant, report.peaks)
+    assert report.most_in_progress >= 2, "runs never overlapped: the limits were not tested"
     assert report.most_in_progress <= QUEUE
     assert report.nothing_lost

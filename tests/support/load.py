@@ -27,14 +27,19 @@ IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 ENDED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
+HOLD_S = 3
+"""How long the last step of each run waits, so that runs overlap and the limits are tested."""
+
+
 def workflow(tenant: str) -> str:
-    """Ten echo steps: a first step, a fan-out of eight, a last step."""
+    """Ten steps: a first step, a fan-out of eight, a last one that holds the run HOLD_S."""
     middle = "\n".join(f"      - {{id: s{i}, run: echo, with: {{n: {i}}}}}" for i in range(1, 9))
     return (
         f"name: {tenant}_flow\ntenant: {tenant}\nstages:\n"
         "  - name: first\n    steps:\n      - {id: start, run: echo, with: {n: 0}}\n"
         f"  - name: fan\n    parallel:\n{middle}\n"
-        "  - name: last\n    steps:\n      - {id: finish, run: echo, with: {n: 9}}\n"
+        "  - name: last\n    steps:\n"
+        f"      - {{id: finish, run: shell, with: {{command: sleep {HOLD_S}}}}}\n"
     )
 
 
