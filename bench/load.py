@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._common import verdict  # noqa: E402
-from bench.run_queue import database, loadavg  # noqa: E402
+from bench.run_queue import loadavg  # noqa: E402
 from maestro_cli.deployment import postgres_env  # noqa: E402
 from tests.support.load import LIMITS, QUEUE, STEPS, run_load  # noqa: E402
+from tests.support.postgres import fresh_database  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_LOAD_RUNS", "200"))
 
@@ -37,7 +38,10 @@ def main() -> None:
         f"bench/load.py: {RUNS} runs of {STEPS} steps, limits {LIMITS}, queue {QUEUE}; "
         f"{os.cpu_count()} cores, load {loadavg()}"
     )
-    with tempfile.TemporaryDirectory(prefix="maestro-bench-load-") as tmp, database() as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="maestro-bench-load-") as tmp,
+        fresh_database("maestro_bench") as url,
+    ):
         os.environ.update(postgres_env(url))
         report = run_load(Path(tmp), url, RUNS)
     rows = [

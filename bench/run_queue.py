@@ -23,16 +23,12 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import dagster as dg
-import psycopg2
 from dagster_graphql import DagsterGraphQLClient
 
 from bench._common import fmt_row, verdict
@@ -42,35 +38,16 @@ from resources.policy.store import store_for
 from resources.run_tags import REQUEST_TAG
 from tests.support.cli import run_maestro
 from tests.support.policy_data import policies_with_tenant
+from tests.support.postgres import fresh_database
 from tests.support.stack import running_stack
 
 RUNS = int(os.environ.get("BENCH_QUEUE_RUNS", "200"))
 SUBMITS = int(os.environ.get("BENCH_SUBMITS", "20"))
 BASELINE_SUBMITS = int(os.environ.get("BENCH_BASELINE_SUBMITS", "8"))
 MAX_CONCURRENT = 8
-DSN = os.environ.get("MAESTRO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 NOOP = "name: noop\ntenant: bench\nsteps:\n  - {id: nothing, run: echo, with: {}}\n"
 GATED = "name: gated\nsteps:\n  - {id: hello, run: echo, with: {x: 1}}\n"
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
-
-
-@contextmanager
-def database() -> Iterator[str]:
-    name = f"maestro_bench_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(f"{DSN}/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{DSN}/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
 
 
 def bench_policies(root: Path, dequeue_s: int) -> Path:
@@ -159,7 +136,10 @@ def gate_latency(stack, instance: dg.DagsterInstance, count: int) -> dict[str, l
 
 
 def stack_run(dequeue_s: int, gate_s: int, with_throughput: bool, submits: int) -> dict:
-    with tempfile.TemporaryDirectory(prefix="maestro-bench-queue-") as tmp, database() as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="maestro-bench-queue-") as tmp,
+        fresh_database("maestro_bench") as url,
+    ):
         root = Path(tmp)
         policies = bench_policies(root, dequeue_s)
         os.environ.update(postgres_env(url))

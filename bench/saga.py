@@ -21,26 +21,22 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import dagster as dg  # noqa: E402
-import psycopg2  # noqa: E402
 from dagster_graphql import DagsterGraphQLClient  # noqa: E402
 
 from bench._common import fmt_row, verdict  # noqa: E402
 from maestro_cli.deployment import postgres_env  # noqa: E402
 from resources.run_tags import COMPENSATES_TAG  # noqa: E402
+from tests.support.postgres import fresh_database  # noqa: E402
 from tests.support.stack import running_stack  # noqa: E402
 
 STEPS = 20
 RUNS = int(os.environ.get("BENCH_SAGA_RUNS", "2"))
-DSN = os.environ.get("MAESTRO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 INTERVALS = (30, 1)  # Dagster's default sensor interval, this tree's
 JOB = "saga_bench"
 
@@ -59,25 +55,6 @@ def workflow(journal: Path) -> str:
             f"      with: {{command: 'echo undo s{i} >> {journal}', shell: true}}",
         ]
     return "\n".join(lines) + "\n"
-
-
-@contextmanager
-def database() -> Iterator[str]:
-    name = f"maestro_bench_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(f"{DSN}/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{DSN}/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
 
 
 def _wait(what: str, check: object, timeout: float = 600) -> object:
@@ -116,7 +93,7 @@ def one_saga(stack: object, instance: dg.DagsterInstance, journal: Path) -> tupl
 
 def measure(interval: int) -> list[tuple[float, float]]:
     os.environ["MAESTRO_SAGA_INTERVAL_S"] = str(interval)
-    with tempfile.TemporaryDirectory() as tmp, database() as url:
+    with tempfile.TemporaryDirectory() as tmp, fresh_database("maestro_bench") as url:
         root = Path(tmp)
         journal = root / "journal.txt"
         os.environ.update(postgres_env(url))

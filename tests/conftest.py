@@ -7,8 +7,6 @@ Tests that need PostgreSQL, Redis or SeaweedFS are marked `services` (below), so
 
 from __future__ import annotations
 
-import contextlib
-import os
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,9 +18,9 @@ import pytest
 
 from resources.artifacts import ArtifactsIOManager, ArtifactStore
 from tests.support.compiling import CompiledWorkflow, compile_file
+from tests.support.postgres import fresh_database
 from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3, running_seaweedfs
 
-POSTGRES_DSN = os.environ.get("MAESTRO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 SERVICE_FIXTURES = frozenset({"postgres_url", "postgres_instance", "seaweedfs", "e2e_stack"})
 """Fixtures that start or reach a service; a test using one (directly or not) is `services`."""
 SERVICE_PARAMS = {
@@ -84,28 +82,6 @@ def run_yaml(
         )
 
     return run
-
-
-@contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    """A new database on the local PostgreSQL server, dropped afterwards."""
-    import psycopg2
-
-    name = f"maestro_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(f"{POSTGRES_DSN}/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES_DSN}/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

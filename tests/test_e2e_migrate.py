@@ -17,9 +17,9 @@ import psycopg2
 import pytest
 
 from maestro_cli.deployment import postgres_env
-from tests.conftest import fresh_database
 from tests.support.compiling import compile_file
 from tests.support.paths import PROJECT_ROOT
+from tests.support.postgres import fresh_database
 
 DUMP = PROJECT_ROOT / "tests" / "data" / "dagster-1.13.26-postgres.sql"
 PREVIOUS_RUN = "2cb1d7db-1aeb-4ee0-ac48-0e79dbc1f77b"

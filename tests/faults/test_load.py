@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from maestro_cli.deployment import postgres_env
-from tests.conftest import fresh_database
 from tests.support.load import LIMITS, QUEUE, run_load
+from tests.support.postgres import fresh_database
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(900)]
 

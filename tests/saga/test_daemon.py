@@ -37,7 +37,7 @@ def test_the_daemon_launches_one_saga_for_a_failed_run(
 ) -> None:
     """`postgres_url` marks the test `services`; the stack gets a database of its own."""
     from maestro_cli.deployment import postgres_env
-    from tests.conftest import fresh_database
+    from tests.support.postgres import fresh_database
 
     journal = tmp_path / "journal.txt"
     monkeypatch.setenv("MAESTRO_SAGA_INTERVAL_S", "1")
@@ -87,7 +87,7 @@ def test_a_run_that_failed_while_the_daemon_was_away_is_compensated_once_after_r
     """The first stack's sensor ticks once at start, then not for an hour: the run fails, the
     stack stops, and a new stack (same database, same artifact store) compensates it, once."""
     from maestro_cli.deployment import postgres_env
-    from tests.conftest import fresh_database
+    from tests.support.postgres import fresh_database
 
     journal = tmp_path / "journal.txt"
     monkeypatch.setenv("MAESTRO_ARTIFACTS", str(tmp_path / "artifacts"))
