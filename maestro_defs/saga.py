@@ -82,6 +82,7 @@ def saga_sensor(sagas: Mapping[str, dg.JobDefinition]) -> dg.SensorDefinition:
         since = float(context.cursor) if context.cursor else time.time()
         requests, now = saga_requests(context.instance, names, since)
         if not requests:
+            context.update_cursor(str(now))  # the next tick looks back from here, not further
             return dg.SkipReason("no failed run to compensate")
         return dg.SensorResult(run_requests=requests, cursor=str(now))
 

@@ -10,10 +10,11 @@ from typing import Any
 import dagster as dg
 import yaml
 
-from maestro_defs import gate, liveness, saga
+from maestro_defs import gate, liveness, saga, traces
 from maestro_defs.gate import policy_gate_sensor
 from maestro_defs.liveness import dead_runs_sensor
 from maestro_defs.saga import saga_sensor
+from maestro_defs.traces import run_traces_sensor
 from resources.defaults import default_resources
 from resources.policy.gate import GateWorkflow
 from yaml_compiler import Diagnostic, WorkflowCompileError, workflow_files_in
@@ -88,16 +89,18 @@ def build_definitions(
     loaded: LoadedWorkflows, resources: Mapping[str, Any] | None = None
 ) -> dg.Definitions:
     """Jobs, schedules and assets of the workflows that loaded, the policy gate sensor (which
-    also shows the files that did not), the dead-run sensor, and the resources
-    (`default_resources()` unless given)."""
+    also shows the files that did not), the dead-run, saga and run-trace sensors, and the
+    resources (`default_resources()` unless given)."""
     workflows = loaded.workflows
     gate = policy_gate_sensor(
         gate_workflows(workflows), [w.job for w in workflows], problems_by_file(loaded)
     )
     sagas = {w.job.name: w.saga for w in workflows if w.saga is not None}
-    sensors = [gate, dead_runs_sensor()] + ([saga_sensor(sagas)] if sagas else [])
+    jobs = [w.job for w in workflows] + list(sagas.values())
+    sensors = [gate, dead_runs_sensor(), run_traces_sensor(jobs)]
+    sensors += [saga_sensor(sagas)] if sagas else []
     return dg.Definitions(
-        jobs=[w.job for w in workflows] + list(sagas.values()),
+        jobs=jobs,
         assets=[a for w in workflows for a in w.assets],
         schedules=[s for w in workflows for s in w.schedules],
         sensors=sensors,
@@ -111,6 +114,7 @@ def reserved_sensor_names() -> dict[str, str]:
         gate.SENSOR_NAME: "the policy gate sensor",
         liveness.SENSOR_NAME: "the dead-run sensor",
         saga.SENSOR_NAME: "the saga sensor",
+        traces.SENSOR_NAME: "the run-trace sensor",
     }
 
 

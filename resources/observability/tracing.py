@@ -8,7 +8,9 @@ A run's trace id and its root span id are derived from the run id (or read from 
 `maestro/traceparent` tag, which holds the same context), and each step attempt's span id from
 run id, step key and attempt. Any process (a multiprocess child, a Kubernetes pod) can so parent
 its spans without asking anyone, and the root span `workflow <name>` is recorded once, when the
-run ends, by the process that sees it end (docs/observability.md).
+run ends, by the process that sees it end (the threads executor, `maestro run`), or afterwards,
+from the run's record, by the code location's `maestro_run_traces` sensor when no process of the
+run did (multiprocess and k8s executors; docs/observability.md).
 """
 
 from __future__ import annotations
@@ -344,6 +346,8 @@ def step_span(
         )
         links.append(Link(previous, {"maestro.link": "previous_attempt"}))
     name = f"step {attributes.get('maestro.step.id', step_key)}"
+    if attributes.get("maestro.step.part"):  # a for_each step's fan-out or collect op
+        name += f" ({attributes['maestro.step.part']})"
     started = time.monotonic()
     with _with_ids(trace_id, step_span_id(run_id, step_key, attempt)):
         span = tracer.start_span(name, context=parent, attributes=_clean(attributes), links=links)
@@ -593,6 +597,22 @@ def end_run(
     if started_ns is None:
         start = getattr(record, "start_time", None) or time.time()
         started_ns = int(start * 1e9)
+    if traceparent:
+        tags = {**tags, TRACEPARENT_TAG: traceparent}
+    return record_ended_run(run_id, tags, status, job_metadata, started_ns, time.time_ns())
+
+
+def record_ended_run(
+    run_id: str,
+    tags: Mapping[str, str],
+    status: str,
+    job_metadata: Mapping[str, Any],
+    started_ns: int,
+    ended_ns: int,
+) -> bool:
+    """The root span of a run from what its record holds: tags (workflow, tenant, cost,
+    traceparent), final status and times. Also for a run whose own process recorded none
+    (the multiprocess and k8s executors), afterwards: see maestro_defs/traces.py."""
     cost = 0.0
     with suppress(ValueError):
         cost = float(tags.get(COST_TAG, 0.0))
@@ -600,10 +620,10 @@ def end_run(
     name = str(attributes.get("maestro.workflow.name") or "run")
     return record_run(
         run_id,
-        traceparent or tags.get(TRACEPARENT_TAG),
+        tags.get(TRACEPARENT_TAG),
         name,
         started_ns,
-        time.time_ns(),
+        ended_ns,
         attributes,
         failed=status != "SUCCESS",
     )

@@ -688,7 +688,9 @@ def test_validate_a_folder_checks_names_across_files_like_the_code_location(
     assert "ok: flows/a.yaml" in result.stdout and "flows/c.yaml" not in result.stdout
 
 
-@pytest.mark.parametrize("sensor", ["maestro_policy_gate", "maestro_dead_runs", "maestro_saga"])
+@pytest.mark.parametrize(
+    "sensor", ["maestro_policy_gate", "maestro_dead_runs", "maestro_saga", "maestro_run_traces"]
+)
 def test_validate_refuses_a_schedule_named_like_one_of_the_code_locations_sensors(
     maestro: Maestro, write: Callable[[str, str], Path], sensor: str
 ) -> None:

@@ -152,7 +152,11 @@ def test_under_the_webserver_and_the_daemon(tmp_path: Path, folder: Path) -> Non
         assert [j["name"] for j in repository["jobs"]] == ["good"]
         assert [s["name"] for s in repository["schedules"]] == ["good_schedule"]
         [gate] = [s for s in repository["sensors"] if s["name"] == SENSOR_NAME]
-        assert {s["name"] for s in repository["sensors"]} == {SENSOR_NAME, "maestro_dead_runs"}
+        assert {s["name"] for s in repository["sensors"]} == {
+            SENSOR_NAME,
+            "maestro_dead_runs",
+            "maestro_run_traces",
+        }
         assert gate["name"] == SENSOR_NAME and f"{folder / BROKEN_LINE}" in gate["description"]
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
             deadline = time.monotonic() + 150

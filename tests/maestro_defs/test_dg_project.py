@@ -58,7 +58,11 @@ def test_dg_list_defs_shows_every_workflow_and_the_gate(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     defs = json.loads(listed.stdout)
     assert [j["name"] for j in defs["jobs"]] == ["one", "two"]
-    assert [s["name"] for s in defs["sensors"]] == ["maestro_dead_runs", "maestro_policy_gate"]
+    assert [s["name"] for s in defs["sensors"]] == [
+        "maestro_dead_runs",
+        "maestro_policy_gate",
+        "maestro_run_traces",
+    ]
     assert {r["name"] for r in defs["resources"]} >= {"io_manager", "policy"}
 
 

@@ -103,3 +103,20 @@ def test_a_canceled_run_is_compensated(observed_home: Path, tmp_path: Path) -> N
     undone = _undone(journal)
     assert undone[0] == "d" and sorted(undone[1:3]) == ["b", "c"] and undone[3:] == ["a"]
     assert "undo d d-id None canceled" in lines(journal)  # no step failed: the run was canceled
+
+
+def test_a_tick_with_nothing_to_compensate_moves_the_cursor_on(
+    observed_home: Path, tmp_path: Path
+) -> None:
+    """Otherwise every later tick would read every run since the last saga it requested."""
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "saga_demo.yaml").write_text(
+        saga_workflow(tmp_path / "journal.txt", tmp_path / "never"), encoding="utf-8"
+    )
+    defs = build_definitions(load_workflows([folder]), resources=default_resources())
+    with dg.DagsterInstance.from_config(str(observed_home)) as instance:
+        context = dg.build_sensor_context(instance=instance, cursor="1000.0")
+        before = time.time()
+        assert isinstance(defs.get_sensor_def(SENSOR_NAME)(context), dg.SkipReason)
+    assert float(context.cursor or 0) >= before

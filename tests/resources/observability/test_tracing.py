@@ -290,6 +290,37 @@ stages:
         assert sorted(parents) == sorted(step_spans), kind  # one each, under its own step
 
 
+FOR_EACH = """\
+    name: traced-items
+    steps:
+      - id: fan
+        for_each: [north, south]
+        run: echo
+        with: {region: "{{ item }}"}
+"""
+
+
+def test_a_for_each_step_has_spans_for_its_fan_out_each_item_and_its_collect(
+    tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
+    outcome, _ = run_file(tmp_path, FOR_EACH)
+    assert outcome.success, outcome
+    finished = list(spans.get_finished_spans())
+    named = by_name(finished)
+    (root,) = named["workflow traced-items"]
+    step_names = sorted(n for n in named if n.startswith("step "))
+    assert step_names == ["step fan (collect)", "step fan (items)", "step fan[0]", "step fan[1]"]
+    for name in step_names:
+        (span,) = named[name]
+        assert span.parent is not None and span.parent.span_id == root.context.span_id
+        assert span.attributes is not None and span.attributes["maestro.step.status"] == "succeeded"
+    (fan_out,) = named["step fan (items)"]
+    assert fan_out.attributes is not None and fan_out.attributes["maestro.step.part"] == "items"
+    (collect,) = named["step fan (collect)"]
+    (last_item,) = named["step fan[1]"]
+    assert (collect.start_time or 0) >= (last_item.end_time or 0)  # after every item
+
+
 MULTIPROCESS = """\
     name: traced-processes
     version: 1.0.0

@@ -158,7 +158,7 @@ def fanout_body(runtime: StepRuntime) -> OpBody:
                 {"index": index, "value": value}, mapping_key=str(index), output_name="items"
             )
 
-    return compute
+    return traced(runtime, compute, part="items")
 
 
 def mapped_body(runtime: StepRuntime) -> OpBody:
@@ -198,4 +198,4 @@ def collect_body(runtime: StepRuntime) -> OpBody:
             metadata={"step_id": runtime.step.id, "items": len(ordered)},
         )
 
-    return compute
+    return traced(runtime, compute, part="collect")

@@ -36,7 +36,7 @@ class _TraceIds(logging.Filter):
 
 
 def _step_attributes(
-    context: dg.OpExecutionContext, runtime: StepRuntime, step_key: str
+    context: dg.OpExecutionContext, runtime: StepRuntime, step_key: str, part: str | None
 ) -> dict[str, Any]:
     return {
         "maestro.run_id": context.run_id,
@@ -46,6 +46,7 @@ def _step_attributes(
         "maestro.step.attempt": context.retry_number + 1,
         "maestro.stage": runtime.step.stage,
         "maestro.step.source": runtime.where,
+        **({"maestro.step.part": part} if part else {}),
     }
 
 
@@ -66,8 +67,10 @@ def _note_output(span: Any, item: Any) -> None:
         span.set_attribute("maestro.step.cost_usd", float(cost))
 
 
-def traced(runtime: StepRuntime, body: OpBody) -> OpBody:
-    """The op's compute function inside its attempt's span (a no-op when tracing is off)."""
+def traced(runtime: StepRuntime, body: OpBody, part: str | None = None) -> OpBody:
+    """The op's compute function inside its attempt's span (a no-op when tracing is off).
+    `part`: `items` or `collect`, the fan-out and collect ops of a `for_each` step, whose
+    spans are `step <id> (items)` and `step <id> (collect)` beside the items' `step <id>[i]`."""
 
     def compute(context: dg.OpExecutionContext, inputs: Mapping[str, Any]) -> Iterator[Any]:
         if not tracing.enabled():
@@ -79,7 +82,7 @@ def traced(runtime: StepRuntime, body: OpBody) -> OpBody:
             step_key,
             context.retry_number,
             context.run.tags.get(TRACEPARENT_TAG),
-            _step_attributes(context, runtime, step_key),
+            _step_attributes(context, runtime, step_key, part),
         ) as span:
             ids = tracing.current_ids()
             log_filter = _TraceIds(f" [trace_id={ids[0]} span_id={ids[1]}]" if ids else "")
