@@ -1,8 +1,9 @@
 """A canary secret never appears anywhere a run leaves text: a real `maestro run` that uses it
-(in a command, a file output's path, a returned value, `for_each` items, a failing step's
-error) and fails; then every byte under DAGSTER_HOME (SQLite event log, runs, tags, policy
-decisions, compute logs, the artifact store) and the output of `maestro run`, `plan`,
-`status`, `logs`, `runs`, `artifacts ls` is scanned for the canary's value."""
+(in a command, a file output's path and contents, a returned value, `for_each` items, what a
+`python` step prints, a failing step's error) and fails; then every byte under DAGSTER_HOME
+(SQLite event log, runs, tags, policy decisions, compute logs, the artifact store) and the
+output of `maestro run`, `plan`, `status`, `logs`, `runs`, `artifacts ls` is scanned for the
+canary's value."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.support.observed import sqlite_home
 WORKFLOW = """\
 name: canary
 secrets: [MAESTRO_CANARY]
+on_failure: continue  # `keeps` fails (its file holds the secret); the others still run
 steps:
   - id: leak
     run: shell
@@ -37,11 +39,38 @@ steps:
     for_each: ["{{{{ secrets.MAESTRO_CANARY }}}}", "plain"]
     run: echo
     with: {{item: "{{{{ item }}}}"}}
+  - id: prints
+    run: python
+    with:
+      callable: canary_printer:show
+      kwargs: {{token: "{{{{ secrets.MAESTRO_CANARY }}}}"}}
+  - id: keeps
+    run: shell
+    with:
+      cwd: "{work}"
+      command: ["sh", "-c", "echo 'key={{{{ secrets.MAESTRO_CANARY }}}}' > kept.txt"]
+    outputs:
+      - {{name: kept, path: kept.txt}}
   - id: fails
     run: shell
     depends_on: [leak, returns, fan]
     with:
       command: ["sh", "-c", "echo failing with {{{{ secrets.MAESTRO_CANARY }}}} >&2; exit 3"]
+"""
+
+
+PRINTER = """\
+import sys
+
+
+def show(token: str) -> dict[str, int]:
+    \"\"\"Print the secret whole, in pieces across writes, and to stderr.\"\"\"
+    print("printed", token)
+    sys.stdout.write(token[:6])
+    sys.stdout.flush()
+    sys.stdout.write(token[6:] + " in pieces\\n")
+    print(f"to stderr {token}", file=sys.stderr)
+    return {"length": len(token)}
 """
 
 
@@ -59,6 +88,7 @@ def test_a_canary_secret_appears_nowhere(tmp_path: Path) -> None:
     work.mkdir()
     workflow = tmp_path / "canary.yaml"
     workflow.write_text(WORKFLOW.format(work=work))
+    (tmp_path / "canary_printer.py").write_text(PRINTER)  # importable: `maestro run`'s cwd
     env = {"MAESTRO_CANARY": canary}
 
     def maestro(*args: str) -> str:
@@ -85,6 +115,11 @@ def test_a_canary_secret_appears_nowhere(tmp_path: Path) -> None:
     assert "token ***" in outputs["logs"] and "failing with ***" in outputs["status"]
     assert "output held a declared secret's value" in outputs["logs"]
     assert "for_each items held a declared secret's value" in outputs["logs"]
+    assert "printed ***" in outputs["logs"] and "*** in pieces" in outputs["logs"]
+    assert "to stderr ***" in outputs["logs"]
+    assert (work / "kept.txt").read_text() == f"key={canary}\n"  # refused, not stored:
+    assert "output 'kept': the file" in outputs["status"]
+    assert "holds a declared secret's value, so it is not stored" in outputs["status"]
 
 
 def test_the_scan_finds_a_canary_when_it_leaks(tmp_path: Path) -> None:

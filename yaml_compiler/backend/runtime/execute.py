@@ -19,6 +19,7 @@ from typing import Any
 
 import dagster as dg
 
+from resources.console_redaction import redacted_console
 from resources.executor import current_step
 from resources.plugins import (
     BudgetExceededError,
@@ -271,7 +272,8 @@ def execute_step(
             reachable_models=_reachable_models(runtime, params, step_context),
         )
         try:
-            output = call_plugin(runtime.plugin, params, step_context)
+            with redacted_console(redact if redact.active else None):  # what the step prints
+                output = call_plugin(runtime.plugin, params, step_context)
         finally:
             _record_cost(context, runtime, step_context.cost_usd)
         check_json(output, runtime.step.id)

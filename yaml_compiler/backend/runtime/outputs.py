@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import dagster as dg
 from maestro_common.template_sandbox import render_limits
 from resources.plugins import StepError
 from resources.plugins.base import PluginFile
+from yaml_compiler.backend.runtime.redaction import Redactor
 from yaml_compiler.backend.runtime.scope import StepConfigError, describe_error
 from yaml_compiler.backend.runtime.step import StepRuntime
 from yaml_compiler.spec import OUTSIDE_HINT, output_path_problem
@@ -76,12 +77,15 @@ def store_file_outputs(
     params: Any,
     output: Any,
     plugin_files: Mapping[str, PluginFile] | None = None,
-    redact: Callable[[str], str] = str,
+    redact: Redactor | None = None,
 ) -> tuple[Any, dict[str, dict[str, Any]]]:
     """Stream the files a step declared (`outputs: [{name, path}]`) and the files its plugin
     handed over (`StepContext.add_file`) into the content store. The step's output gains
     `{name: {sha256, size, uri, media_type, serializer, path}}`; returns it and those entries.
-    Paths are shown (log line, metadata, `path`) through `redact`: a secret may name a file."""
+    Paths are shown (log line, metadata, `path`) through `redact`: a secret may name a file.
+    A file that holds a declared secret's value is refused, not stored: rewriting its bytes
+    would corrupt what the step wrote (a zip, a signed file) and its hash would not be the
+    file's; the step fails and names the output."""
     files = [o for o in runtime.step.outputs if o.path is not None]
     plugin_files = dict(plugin_files or {})
     if not files and not plugin_files:
@@ -128,6 +132,16 @@ def store_file_outputs(
             )
         _check_file(step_id, name, handed.path, str(handed.path))
         found.append((name, assets.get(name), handed.path, handed.media_type))
+    redact = redact or Redactor(())
+    for name, _, path, _ in found:  # checked before any is stored: none half-stored
+        if redact.found_in_file(path):
+            raise StepError(
+                f"output {name!r}: the file {redact(str(path))} holds a declared secret's value, "
+                "so it is not stored (write the file without it; a secret is read where it is "
+                "needed, from secrets.<NAME>)",
+                kind="invalid_output",
+                output=name,
+            )
     entries: dict[str, dict[str, Any]] = {}
     for name, asset_key, path, media_type in found:  # every file is there: none half-stored
         shown = redact(str(path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -29,6 +30,22 @@ class Redactor:
         for value in self._values:
             text = text.replace(value, "***")
         return text
+
+    def found_in_file(self, path: Path, chunk_size: int = 1 << 20) -> bool:
+        """Whether the file's bytes hold a secret value (UTF-8), read a chunk at a time with an
+        overlap, so a value across two chunks is found and a large file is never whole in memory."""
+        needles = [value.encode() for value in self._values]
+        if not needles:
+            return False
+        overlap = max(len(n) for n in needles) - 1
+        tail = b""
+        with path.open("rb") as stream:
+            while chunk := stream.read(chunk_size):
+                window = tail + chunk
+                if any(needle in window for needle in needles):
+                    return True
+                tail = window[-overlap:] if overlap else b""
+        return False
 
 
 class RedactingLog:
