@@ -23,7 +23,10 @@ RUN groupadd --system --gid 10001 maestro \
 
 WORKDIR /opt/maestro
 
-# Dependencies first (a layer that changes only with the lock), then the project itself.
+# Dependencies first (a layer that changes only with the locks), then the project itself:
+# pip and the build backend (setuptools, wheel) from their hashed lock, then the runtime lock.
+COPY deploy/requirements-pip.lock deploy/requirements-pip.lock
+RUN pip install --require-hashes --requirement deploy/requirements-pip.lock
 COPY deploy/requirements.lock deploy/requirements.lock
 RUN pip install --require-hashes --requirement deploy/requirements.lock
 
@@ -37,8 +40,9 @@ COPY policies policies
 COPY workflows workflows
 # Editable, so the code location finds workflows/ and policies/ beside it as in the repository;
 # --no-deps: everything it needs came from the lock above (a hashed lock as constraints would
-# demand a hash of the editable project, which has none).
-RUN pip install --no-deps --editable . \
+# demand a hash of the editable project, which has none); --no-build-isolation: built with the
+# hashed setuptools and wheel installed above, nothing fetched for the build.
+RUN pip install --no-deps --no-build-isolation --editable . \
     && python -c "import maestro_defs.definitions"
 
 USER 10001:10001

@@ -9,11 +9,13 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 
 # Hash-checked: every package (pip included) is pinned in deploy/*.lock with the sha256 of its
 # files, so pip refuses any other version or file (deploy/lock.py writes the locks).
+# The project is built with --no-build-isolation from the hashed setuptools and wheel of
+# requirements-pip.lock: no unhashed build backend is fetched.
 $(VENV)/.installed: pyproject.toml deploy/requirements.lock deploy/requirements-dev.lock deploy/requirements-pip.lock
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r deploy/requirements-pip.lock
 	$(PY) -m pip install --quiet --require-hashes -r deploy/requirements-dev.lock
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(VENV)/.installed

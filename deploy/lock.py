@@ -8,7 +8,9 @@ configured with), so `pip install --require-hashes` refuses any other file or ve
 
 deploy/requirements.lock holds the runtime closure (the Dockerfile installs it);
 deploy/requirements-dev.lock includes it and adds the dev extras' closure (`make install`);
-deploy/requirements-pip.lock pins pip itself (`make install` upgrades the venv's pip with it).
+deploy/requirements-pip.lock pins pip itself and the build backend (pyproject's exact
+`[build-system] requires` and their dependencies): `make install` and the image install it first,
+then the project with `--no-build-isolation`, so building it fetches nothing unhashed.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ HEADERS = {
     DEV_LOCK: "# The runtime lock plus the dev extras (tests, lint) and their dependencies.\n"
     "# Written by `python deploy/lock.py` (do not edit); `make install` installs with it.\n"
     "-r requirements.lock\n",
-    PIP_LOCK: "# pip itself, hashed: `make install` upgrades the new venv's pip with it first.\n"
+    PIP_LOCK: "# pip and the build backend (pyproject's [build-system] requires), hashed:\n"
+    "# `make install` and the image install them first, then the project with\n"
+    "# --no-build-isolation.\n"
     "# Written by `python deploy/lock.py` (do not edit).\n",
 }
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
@@ -91,8 +95,12 @@ def _closure(roots: list[Requirement]) -> dict[str, str]:
     return dict(sorted(seen.items()))
 
 
+def _pyproject() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
 def _project() -> dict[str, Any]:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return _pyproject()["project"]
 
 
 def locked_versions() -> dict[str, str]:
@@ -109,8 +117,27 @@ def dev_versions() -> dict[str, str]:
     return {name: version for name, version in every.items() if name not in runtime}
 
 
+def build_versions() -> dict[str, str]:
+    """The build backend's closure: `[build-system] requires`, each an exact pin the venv has.
+
+    Exact, so pyproject is the one source of the versions; installed, because the project is
+    built with --no-build-isolation from what the lock put in the venv.
+    """
+    roots = [Requirement(text) for text in _pyproject()["build-system"]["requires"]]
+    versions = _closure(roots)
+    for requirement in roots:
+        pinned = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+        installed = versions[canonicalize_name(requirement.name)]
+        if len(requirement.specifier) != 1 or not pinned:
+            raise SystemExit(f"[build-system] requires {requirement}: pin it exactly (==)")
+        if not _same(installed, pinned[0]):
+            raise SystemExit(f"{requirement} is required to build, {installed} is installed")
+    return versions
+
+
 def pip_versions() -> dict[str, str]:
-    return {"pip": distribution("pip").version}
+    """pip and the build backend: what the other installs are performed with."""
+    return dict(sorted({"pip": distribution("pip").version, **build_versions()}.items()))
 
 
 # Where pip looks: PyPI and the indexes / find-links folders of `pip config list`.

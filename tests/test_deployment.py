@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 import tomllib
 import uuid
@@ -482,12 +483,16 @@ def test_the_dockerfile_installs_the_lock_runs_as_non_root_and_serves_the_code_l
     [base] = [line for line in lines if line.startswith("FROM ")]
     assert re.fullmatch(r"FROM python:3\.11\.\d+-slim-\w+", base)  # a pinned patch release
     assert "COPY deploy/requirements.lock deploy/requirements.lock" in lines
+    assert "COPY deploy/requirements-pip.lock deploy/requirements-pip.lock" in lines
     installs = [line for line in lines if "pip install" in line]
-    assert any(
-        "--require-hashes --requirement deploy/requirements.lock" in line for line in installs
-    )
-    # nothing unpinned: the project itself comes without its dependencies
-    assert all("requirements.lock" in line or "--no-deps" in line for line in installs)
+    assert installs[:2] == [
+        "RUN pip install --require-hashes --requirement deploy/requirements-pip.lock",
+        "RUN pip install --require-hashes --requirement deploy/requirements.lock",
+    ]
+    # nothing unpinned: the project itself comes without its dependencies, and is built with the
+    # hashed setuptools and wheel installed above (no isolated build environment fetched)
+    [project] = installs[2:]
+    assert "--no-deps --no-build-isolation --editable ." in project, project
     users = [line for line in lines if line.startswith("USER ")]
     assert users and users[-1].split()[1].split(":")[0] not in ("root", "0")
     assert lines.index(users[-1]) > max(lines.index(line) for line in installs)
@@ -554,7 +559,8 @@ def _lock(path: Path) -> dict[str, tuple[str, list[str]]]:
 
 def test_every_pin_of_the_locks_carries_sha256_hashes_and_the_locks_match_the_venv() -> None:
     runtime, dev, pip = (_lock(path) for path in LOCKS)
-    assert len(runtime) > 100 and {"pytest", "ruff", "mypy"} <= set(dev) and set(pip) == {"pip"}
+    assert len(runtime) > 100 and {"pytest", "ruff", "mypy"} <= set(dev)
+    assert {"pip", "setuptools", "wheel"} <= set(pip) and "pytest" not in pip
     assert not set(runtime) & set(dev)  # the dev lock adds to the runtime lock, never re-pins
     assert "-r requirements.lock" in LOCKS[1].read_text().splitlines()
     for pins in (runtime, dev, pip):
@@ -660,9 +666,69 @@ def test_make_install_is_hash_checked() -> None:
         "$(PY) -m pip install --quiet --require-hashes -r deploy/requirements-pip.lock",
         "$(PY) -m pip install --quiet --require-hashes -r deploy/requirements-dev.lock",
     ]
-    # the project itself, without dependencies: nothing unhashed comes in through it
-    assert installs[2:] == ["$(PY) -m pip install --quiet --no-deps -e ."]
+    # the project itself, without dependencies and built with the hashed setuptools and wheel
+    # of the pip lock: nothing unhashed comes in through it
+    assert installs[2:] == ["$(PY) -m pip install --quiet --no-deps --no-build-isolation -e ."]
     assert "--upgrade" not in recipe and "[dev]" not in recipe
+
+
+def test_the_build_backend_is_pinned_exactly_and_hashed_in_the_pip_lock() -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    requires = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["build-system"]
+    pip_lock = _lock(LOCKS[2])
+    names = set()
+    for text in requires["requires"]:
+        requirement = Requirement(text)
+        [spec] = requirement.specifier
+        assert spec.operator == "==" and "*" not in spec.version, text  # exact, one version
+        name = canonicalize_name(requirement.name)
+        names.add(name)
+        assert pip_lock[name][0] == spec.version and pip_lock[name][1], (text, pip_lock.get(name))
+    assert {"setuptools", "wheel"} <= names
+    # A later install must not swap the backend: a package of several locks has one version.
+    runtime, dev = _lock(LOCKS[0]), _lock(LOCKS[1])
+    for name, (pinned, _) in pip_lock.items():
+        for other in (runtime, dev):
+            assert other.get(name, (pinned, []))[0] == pinned, name
+
+
+def test_lock_refuses_a_build_requirement_that_is_not_an_exact_pin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lock = _lock_module()
+    pyproject = lock._pyproject()
+    assert lock.pip_versions()["setuptools"] == lock.build_versions()["setuptools"]  # the control
+    for loose in ("setuptools>=68", "setuptools", "setuptools==1.0"):
+        changed = {**pyproject, "build-system": {**pyproject["build-system"], "requires": [loose]}}
+        monkeypatch.setattr(lock, "_pyproject", lambda changed=changed: changed)
+        with pytest.raises(SystemExit, match="setuptools"):
+            lock.build_versions()
+
+
+def test_the_project_builds_offline_from_the_installed_backend(tmp_path: Path) -> None:
+    """Makefile's project install, run with no index at all: it fetches nothing to build."""
+    recipe = (PROJECT_ROOT / "Makefile").read_text().split("$(VENV)/.installed:", 1)[1]
+    [command] = [line.strip() for line in recipe.splitlines() if "-e ." in line]
+    # A new venv that sees only this venv's packages (installed from the hashed locks).
+    fresh = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(fresh)], check=True)
+    [site] = fresh.glob("lib/python*/site-packages")
+    (site / "locked.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    env = {
+        **os.environ,
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": "",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+    argv = shlex.split(command.replace("$(PY)", str(fresh / "bin" / "python")))
+    done = subprocess.run(
+        argv, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert list(site.glob("maestro_dagster-*.dist-info")), "the project is not installed"
 
 
 def _dagster_dev_output(cwd: Path, home: Path, until: str, timeout: float = 180) -> str:
