@@ -78,7 +78,11 @@ def test_graphql_lists_the_compiled_jobs_and_the_gate(e2e_stack: Stack) -> None:
         {"name": "ticking_schedule", "scheduleState": {"status": "RUNNING"}}
     ]
     [gate] = [s for s in data["sensors"] if s["name"] == "maestro_policy_gate"]
-    assert {s["name"] for s in data["sensors"]} == {"maestro_policy_gate", "maestro_dead_runs"}
+    assert {s["name"] for s in data["sensors"]} == {
+        "maestro_policy_gate",
+        "maestro_dead_runs",
+        "maestro_run_traces",
+    }
     assert str(e2e_stack.workflows / BROKEN_WHERE) in gate["description"]
 
 

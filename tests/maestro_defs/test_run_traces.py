@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,3 +125,41 @@ def test_a_multiprocess_run_gets_its_root_span_from_the_sensor_once(
     assert len(steps) == 2
     assert {s.parent_span_id for s in steps} == {root.span_id}
     assert len({s.resource["process.pid"] for s in steps} | {root.resource["process.pid"]}) == 3
+
+
+def test_through_the_daemon_a_ui_launched_multiprocess_run_gets_its_root_span(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real stack (`maestro deploy local`, PostgreSQL): a run submitted over GraphQL, as the
+    UI's Launchpad does, runs its steps in processes of their own; the daemon's tick of the
+    code location's sensor sends its root span. `postgres_url` marks the test `services`."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    from maestro_cli.deployment import postgres_env
+    from tests.support.postgres import fresh_database
+    from tests.support.stack import running_stack, wait_for_run
+
+    with otlp_receiver() as (endpoint, received), fresh_database() as url:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)  # the stack's environment
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        for name, value in postgres_env(url).items():
+            monkeypatch.setenv(name, value)
+        workflows = {"processes.yaml": textwrap.dedent(PROCESSES)}
+        with (
+            running_stack(tmp_path / "stack", url, workflows) as stack,
+            stack.instance() as instance,
+        ):
+            client = DagsterGraphQLClient("127.0.0.1", port_number=stack.port)
+            run_id = client.submit_job_execution("traced_processes", "maestro")
+            run = wait_for_run(instance, run_id)
+            assert run.status == dg.DagsterRunStatus.FAILURE, stack.log_tail()
+            deadline = time.monotonic() + 120
+            while not _roots(received, run_id):
+                assert time.monotonic() < deadline, stack.log_tail()
+                time.sleep(0.5)
+            tagged = instance.get_run_by_id(run_id)
+    (root,) = _roots(received, run_id)
+    assert root.name == "workflow traced-processes" and root.status_code == 2
+    steps = [s for s in received.spans if s.name in ("step left", "step right")]
+    assert len(steps) == 2 and {s.parent_span_id for s in steps} == {root.span_id}
+    assert tagged is not None and tagged.tags[TRACEPARENT_TAG].split("-")[2] == root.span_id
