@@ -6,10 +6,8 @@ requests and decisions are all there and each becomes one run."""
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -25,6 +23,7 @@ from resources.liveness import DEAD_RUN_GRACE_ENV, HEARTBEAT_INTERVAL_ENV, mark_
 from resources.policy import store as store_module
 from resources.policy.store import ADMITTED, LAUNCHED, store_for
 from tests.resources.policy.test_policy_gate import _launch, _run_requests, submit
+from tests.support.cli import start_maestro
 from tests.support.compiling import bound_resources
 from tests.support.observed import empty_postgres_home
 from tests.support.paths import PROJECT_ROOT
@@ -105,15 +104,7 @@ def test_postgres_restarted_under_a_running_run_and_a_waiting_request_loses_noth
         store = store_for(instance)
         assert [store.request(r).status for r in requests] == [ADMITTED, ADMITTED]  # type: ignore[union-attr]
 
-    env = {**os.environ, "DAGSTER_HOME": str(home), **FAST}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "maestro_cli", "run", str(workflow)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = start_maestro("run", str(workflow), cwd=PROJECT_ROOT, home=home, env=FAST)
     _wait_for(started, process)
     pg.stop()
     go.touch()

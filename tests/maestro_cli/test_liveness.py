@@ -27,7 +27,7 @@ from resources.liveness import (
     mark_dead_runs,
 )
 from resources.policy.enforce import active_runs
-from tests.support.cli import run_maestro
+from tests.support.cli import run_maestro, start_maestro
 from tests.support.paths import PROJECT_ROOT
 from tests.support.real_runs import process_alive
 
@@ -81,16 +81,7 @@ def _quick(folder: Path) -> Path:
 
 
 def _start(workflow: Path, home: Path, **popen: object) -> subprocess.Popen[str]:
-    env = {**os.environ, "DAGSTER_HOME": str(home), **FAST}
-    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
-        [sys.executable, "-m", "maestro_cli", "run", str(workflow)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **popen,
-    )
+    return start_maestro("run", str(workflow), cwd=PROJECT_ROOT, home=home, env=FAST, **popen)
 
 
 def _wait_for_pid(path: Path, process: subprocess.Popen[str], timeout: float = 120) -> int:

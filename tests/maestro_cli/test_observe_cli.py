@@ -9,7 +9,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import dagster as dg
 import pytest
 
 from resources.policy.store import store_for
-from tests.support.cli import run_maestro
+from tests.support.cli import run_maestro, start_maestro
 from tests.support.observed import (
     instance_of,
     launch,
@@ -152,15 +151,7 @@ def test_logs_follow_a_live_run_until_it_ends(observed_home: Path, tmp_path: Pat
             with: {command: ["sh", "-c", "for i in 1 2 3 4; do echo tick-$i; sleep 1; done"]}
         """,
     )
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    run = subprocess.Popen(
-        [sys.executable, "-m", "maestro_cli", "run", str(ticking)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = start_maestro("run", str(ticking), cwd=tmp_path, home=home, stderr=subprocess.PIPE)
     try:
 
         def started_run() -> str | None:
@@ -171,14 +162,7 @@ def test_logs_follow_a_live_run_until_it_ends(observed_home: Path, tmp_path: Pat
             return None
 
         run_id = wait_for(started_run, 120, "the run to start")
-        follow = subprocess.run(
-            [sys.executable, "-m", "maestro_cli", "logs", run_id, "--follow"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        follow = run_maestro("logs", run_id, "--follow", cwd=tmp_path, home=home, timeout=180)
         ran, _ = run.communicate(timeout=120)
     finally:
         if run.poll() is None:

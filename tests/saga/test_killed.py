@@ -5,10 +5,8 @@ what did not complete, reading the completed steps' outputs from the artifact st
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from maestro_defs.saga import saga_requests
 from resources.run_tags import COMPENSATES_TAG
 from tests.saga.test_resume import stop_workflow
 from tests.saga.test_saga import JOB, SAGA, saga_workflow
-from tests.support.cli import run_maestro
+from tests.support.cli import run_maestro, start_maestro
 from tests.support.journal import lines
 from tests.support.paths import PROJECT_ROOT
 from tests.support.reexecution import reconstructable_saga
@@ -26,11 +24,11 @@ from tests.support.reexecution import reconstructable_saga
 
 def _run_and_kill(home: Path, workflow: Path, journal: Path, line: str) -> str:
     """`maestro run` until `line` is in the journal, then SIGKILL; the run marked FAILURE."""
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "maestro_cli", "run", str(workflow)],
+    process = start_maestro(
+        "run",
+        str(workflow),
         cwd=PROJECT_ROOT,
-        env=env,
+        home=home,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

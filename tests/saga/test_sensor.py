@@ -3,10 +3,7 @@ however often it is evaluated; a run already compensated (by `maestro run`) is l
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from resources.artifacts import ArtifactsIOManager
 from resources.defaults import default_resources
 from resources.run_tags import COMPENSATES_TAG
 from tests.saga.test_saga import JOB, SAGA, saga_workflow
+from tests.support.cli import start_maestro
 from tests.support.journal import lines
 from tests.support.paths import PROJECT_ROOT
 from tests.support.reexecution import reconstructable_saga, reconstructable_workflow
@@ -73,15 +71,7 @@ def test_a_canceled_run_is_compensated(observed_home: Path, tmp_path: Path) -> N
     )
     workflow = tmp_path / "saga_demo.yaml"
     workflow.write_text(text, encoding="utf-8")
-    env = {**os.environ, "DAGSTER_HOME": str(observed_home)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "maestro_cli", "run", str(workflow)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = start_maestro("run", str(workflow), cwd=PROJECT_ROOT, home=observed_home)
     try:
         deadline = time.monotonic() + 120
         while "run e" not in lines(journal):
